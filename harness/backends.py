@@ -1,0 +1,53 @@
+"""Backend selection: one place that knows which simulator builds the environments.
+
+MuJoCo (CPU, embedded) is the default. Isaac Lab needs Isaac Sim booted before any
+`isaaclab` import, so a process calls start_backend() once, early, before make_env().
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.config import EnvOptions
+
+BACKENDS = ("mujoco", "isaaclab")
+DEFAULT_BACKEND = "mujoco"
+
+
+class BackendError(RuntimeError):
+    """The chosen backend cannot run here; the message says what to install."""
+
+
+def check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    return name
+
+
+def start_backend(name: str, device: torch.device) -> None:
+    """Boot the simulator application if the backend has one (Isaac Sim); MuJoCo has none."""
+    if check_backend(name) == "isaaclab":
+        from harness import isaaclab_env
+
+        isaaclab_env.start_app(device)
+
+
+def make_env(
+    name: str,
+    options: EnvOptions,
+    seed: int,
+    device: torch.device,
+    external_commands: bool = False,
+):
+    """Build a QuadrupedEnv (harness.env_api) on the named backend.
+
+    external_commands=True is evaluation's mode: the env never samples commands itself;
+    the caller sets them with env.set_commands().
+    """
+    if check_backend(name) == "mujoco":
+        from harness.mujoco_env import MujocoQuadrupedEnv
+
+        return MujocoQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)
+    from harness import isaaclab_env
+
+    return isaaclab_env.IsaacLabQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)
