@@ -1,0 +1,491 @@
+"""The embedded MuJoCo backend: N quadrupeds stepped on all CPU threads with mujoco.batch.
+
+One policy step = one `Batch.step(nstep=4)`: the MJCF's position servos (Kp 25, Kd 0.5,
++-23.5 N m) compute the PD at every 200 Hz substep; integrator implicitfast, joint armature
+0.01 kg m^2. The batch is persistent and asked for mjSTAGE_VEL after each step, so positions,
+velocities, site poses and velocity sensors describe the new state (at no extra cost: the
+next step continues from those stages), while contact forces and actuator torques are those
+of the last substep, as Isaac Lab's sensors report them.
+
+Per-step work is vectorised numpy over the batch's bound arrays, with no per-env Python loop;
+torch only at the edges (actions in, state and observation out). numpy rather than torch
+inside on purpose: the ops are small (numpy's per-call cost is lower), and torch's parallel
+kernels contend with the batch's worker threads, which spin briefly after each call.
+Simulation arrays are float64; the state and observation handed out are float32 on `device`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mujoco
+import mujoco.batch
+import numpy as np
+import torch
+
+from harness import config, robot
+from harness import terrain as terrain_mod
+from harness.config import EnvOptions, OptionError
+from harness.state import RobotState, build_observation
+
+_STAGE_VEL = mujoco.mjtStage.mjSTAGE_VEL.value
+_STAGE_NONE = mujoco.mjtStage.mjSTAGE_NONE.value
+# MuJoCo's warnings that mean a blown-up simulation (mj_step then resets that data itself)
+_BAD_WARNINGS = [
+    mujoco.mjtWarning.mjWARN_BADQPOS.value,
+    mujoco.mjtWarning.mjWARN_BADQVEL.value,
+    mujoco.mjtWarning.mjWARN_BADQACC.value,
+]
+_WARN_NUMBER = 1  # mjWarningStat is (lastinfo, number)
+_PERSISTENT = True          # one MjData per sim, so stage VEL after a step costs nothing extra
+_STEP_STAGE = _STAGE_VEL    # derived kinematics describe the new state
+# A state beyond these is treated as blown up, even without a MuJoCo warning.
+_MAX_ABS_QVEL = 1.0e3
+_MAX_ABS_POS = 1.0e3
+_RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile centre
+_F32 = np.float32
+
+
+def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate world vectors v (N, 3) into the frames of unit quaternions q (N, 4, w x y z)."""
+    w, x, y, z = q[:, 0:1], q[:, 1:2], q[:, 2:3], q[:, 3:4]
+    vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
+    # u x v written out: np.cross costs more than the whole rotation
+    cross = np.concatenate([y * vz - z * vy, z * vx - x * vz, x * vy - y * vx], axis=1)
+    return v * (2.0 * w * w - 1.0) - 2.0 * w * cross + 2.0 * q[:, 1:] * (x * vx + y * vy + z * vz)
+
+
+def _projected_gravity(q: np.ndarray) -> np.ndarray:
+    """World (0, 0, -1) in the body frames of quaternions q (N, 4)."""
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return -np.stack([2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)], axis=1)
+
+
+class MujocoQuadrupedEnv:
+    """harness.env_api.QuadrupedEnv on MuJoCo (CPU). See that module for the contract.
+
+    Extra constructor keywords the harness does not pass from train.py:
+      nthread        batch threads, 0 = every CPU;
+      episode_steps  episode length in policy steps (tests use short episodes).
+    Extras: `model` (the compiled MjModel), `get_data(i)` (env i's MjData, forward computed,
+    for rendering), `set_episode_steps(steps)` (rsl-rl's random episode start), `reseed(seed)`.
+    """
+
+    obs_dim = config.OBS_DIM
+    action_dim = config.NUM_JOINTS
+
+    def __init__(
+        self,
+        options: EnvOptions,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        external_commands: bool = False,
+        nthread: int = 0,
+        episode_steps: int = config.EPISODE_STEPS,
+    ):
+        if not isinstance(options, EnvOptions):
+            raise OptionError(f"options must be a harness.config.EnvOptions, got {type(options).__name__}")
+        config.validate(options)
+        if isinstance(episode_steps, bool) or not isinstance(episode_steps, int) or episode_steps <= 0:
+            raise OptionError(f"episode_steps must be a positive int, got {episode_steps!r}")
+        if isinstance(nthread, bool) or not isinstance(nthread, int) or nthread < 0:
+            raise OptionError(f"nthread must be an int >= 0 (0 = all CPUs), got {nthread!r}")
+        self.options = options
+        self.num_envs = n = options.num_envs
+        self.device = torch.device(device)
+        self.max_episode_length = episode_steps
+        self.external_commands = bool(external_commands)
+        self.seed = int(seed)
+
+        self.terrain = terrain_mod.rough() if options.terrain == "rough" else terrain_mod.flat()
+        self.model = robot.build_model(self.terrain)
+        self.index = idx = robot.index(self.model)
+        self._batch = b = mujoco.batch.Batch(self.model, n, nthread, persistent=_PERSISTENT)
+
+        # live (N, ...) float64 views of the batch
+        self._qpos = b.bind("qpos")
+        self._qvel = b.bind("qvel")
+        self._ctrl = b.bind("ctrl")
+        self._sensordata = b.bind("sensordata")
+        self._site_xpos = b.bind("site_xpos")
+        self._actuator_force = b.bind("actuator_force")
+        # sensordata columns of the [fx, fy, fz] of the 9 contact sensors (feet, thighs, trunk)
+        contact_adr = np.concatenate([idx.foot_contact, idx.thigh_contact, [idx.trunk_contact]])
+        self._contact_cols = contact_adr[:, None] + np.arange(1, 4)                # (9, 3)
+        self._foot_vel_cols = idx.foot_vel[:, None] + np.arange(3)                  # (4, 3)
+
+        # per-simulation model fields for domain randomisation (expanded only when used)
+        self._friction = b.expand("geom_friction") if options.friction_range is not None else None
+        self._body_mass = b.expand("body_mass") if options.added_mass_range is not None else None
+        self._base_trunk_mass = float(self.model.body_mass[idx.trunk_body])
+
+        self._default = np.asarray(config.DEFAULT_JOINT_POS, dtype=np.float64)
+        self._default_n = np.broadcast_to(self._default.astype(_F32), (n, 12))
+        self._tile_centers = self.terrain.tile_centers()  # (levels, types, 2)
+
+        self._rng = np.random.default_rng(self.seed)                 # dynamics randomness
+        self._obs_gen = torch.Generator()                            # observation noise (CPU)
+        self._obs_gen.manual_seed(self.seed + 7919)
+
+        names = ("lin_vel_x", "lin_vel_y", "ang_vel_z")
+        self._ranges = {k: tuple(float(v) for v in getattr(options, k)) for k in names}
+        self._resample_steps = max(1, int(round(options.resample_seconds / config.CONTROL_DT)))
+        self._push_steps = (
+            None if options.push_interval_seconds is None
+            else max(1, int(round(options.push_interval_seconds / config.CONTROL_DT)))
+        )
+
+        # bookkeeping, numpy (N, ...)
+        self._commands = np.zeros((n, 3), _F32)
+        self._actions = np.zeros((n, 12), _F32)
+        self._last_actions = np.zeros((n, 12), _F32)
+        self._prev_joint_vel = np.zeros((n, 12), _F32)
+        self._air_time = np.zeros((n, 4), _F32)
+        self._contact_time = np.zeros((n, 4), _F32)
+        self._last_air_time = np.zeros((n, 4), _F32)
+        self._last_contact_time = np.zeros((n, 4), _F32)
+        self._episode_step = np.zeros(n, np.int64)
+        self._command_timer = np.zeros(n, np.int64)
+        self._push_timer = np.zeros(n, np.int64)
+        level0 = options.initial_terrain_level if self.terrain.kind == "rough" else 0
+        self._levels = np.full(n, level0, np.int64)
+        self._pending_levels = self._levels.copy()
+        self._types = np.arange(n) % self.terrain.types  # terrain column of each env, fixed
+        self._warn_seen = np.zeros((n, len(_BAD_WARNINGS)), np.int64)
+
+        self.state: RobotState | None = None
+        self._closed = False
+        self._needs_reset = True
+
+    # --- public attributes ---------------------------------------------------------------
+
+    @property
+    def commands(self) -> torch.Tensor:
+        return torch.from_numpy(self._commands.copy()).to(self.device)
+
+    @property
+    def terrain_levels(self) -> torch.Tensor:
+        return torch.from_numpy(self._levels.copy()).to(self.device)
+
+    # --- QuadrupedEnv ----------------------------------------------------------------------
+
+    def reset(self, yaw: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_open()
+        n = self.num_envs
+        if yaw is not None:
+            yaw = torch.as_tensor(yaw).detach().cpu().double().reshape(-1).numpy()
+            if yaw.shape[0] != n or not np.isfinite(yaw).all():
+                raise ValueError(f"yaw must be {n} finite angles (one per env), got shape {yaw.shape}")
+        if not self.external_commands:
+            self._commands[:] = 0.0
+        self._reset_envs(np.arange(n), yaw)
+        self._needs_reset = False
+        kin = self._kinematics()
+        self.state = self._make_state(kin, self._contacts(), np.zeros((n, 4), bool))
+        return self._observation(self.state)
+
+    def step(self, actions: torch.Tensor):
+        self._check_open()
+        if self._needs_reset:
+            raise RuntimeError("call env.reset() before env.step()")
+        actions = self._check_actions(actions)
+
+        self._last_actions = self._actions
+        self._actions = actions
+        self._ctrl[:] = self._default + config.ACTION_SCALE * actions
+        if self._push_steps is not None:
+            self._maybe_push()
+
+        unstable = self._find_unstable(self._physics_step())
+        self._episode_step += 1
+
+        kin, contacts = self._kinematics(), self._contacts()
+        first_contact = self._update_foot_timers(contacts[0][:, :4] > config.CONTACT_FORCE_THRESHOLD)
+        state = self._make_state(kin, contacts, first_contact)
+        n_unstable = int(unstable.sum())
+        if n_unstable:
+            state = _zero_rows(state, unstable)
+
+        trunk = contacts[0][:, 8] > config.CONTACT_FORCE_THRESHOLD
+        flipped = kin["projected_gravity"][:, 2] > config.FLIP_GRAVITY_Z
+        terminated = trunk | flipped | unstable
+        time_out = (self._episode_step >= self.max_episode_length) & ~terminated
+        done = terminated | time_out
+        episode_length = np.where(done, self._episode_step, 0)
+
+        # after the transition's state (rewards use the commands that were in force)
+        if not self.external_commands:
+            self._command_timer += 1
+            due = np.flatnonzero(self._command_timer >= self._resample_steps)
+            if len(due):
+                self._sample_commands(due)
+        done_ids = np.flatnonzero(done)
+        if len(done_ids):
+            self._reset_envs(done_ids, None)
+        self.state = state
+        obs = self._observation(self._obs_view(state, kin if not len(done_ids) else self._kinematics()))
+        t = lambda a: torch.from_numpy(a).to(self.device)
+        info = {"unstable": n_unstable, "episode_length": t(episode_length)}
+        return obs, state, t(terminated), t(time_out), info
+
+    def set_commands(self, commands: torch.Tensor, env_ids: torch.Tensor | None = None) -> None:
+        commands = torch.as_tensor(commands).detach().cpu().float().numpy()
+        ids = np.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).cpu().long().reshape(-1).numpy()
+        if commands.shape != (len(ids), 3) or not np.isfinite(commands).all():
+            raise ValueError(f"commands must be a finite ({len(ids)}, 3) tensor, got shape {tuple(commands.shape)}")
+        self._commands[ids] = commands
+
+    def set_command_ranges(self, **ranges: tuple[float, float]) -> None:
+        for name, value in ranges.items():
+            if name not in self._ranges:
+                raise OptionError(f"unknown command range {name!r}; choose from {sorted(self._ranges)}")
+            config._check_range(name, value, config.BOUNDS["command_range"])
+        for name, value in ranges.items():
+            self._ranges[name] = (float(value[0]), float(value[1]))
+
+    def set_terrain_levels(self, levels: torch.Tensor) -> None:
+        levels = torch.as_tensor(levels).detach().cpu().long().reshape(-1).numpy()
+        if levels.shape[0] != self.num_envs:
+            raise ValueError(f"levels must have one entry per env ({self.num_envs}), got {levels.shape[0]}")
+        if self.terrain.kind == "rough":
+            self._pending_levels = np.clip(levels, 0, self.terrain.levels - 1)
+
+    def set_episode_steps(self, steps: torch.Tensor) -> None:
+        """Overwrite each env's progress through its episode (rsl-rl spreads time-outs this way)."""
+        steps = torch.as_tensor(steps).detach().cpu().long().reshape(-1).numpy()
+        if steps.shape[0] != self.num_envs:
+            raise ValueError(f"steps must have one entry per env ({self.num_envs}), got {steps.shape[0]}")
+        self._episode_step[:] = np.clip(steps, 0, self.max_episode_length - 1)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the env's random streams (spawns, commands, randomisation, observation noise)."""
+        self.seed = int(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._obs_gen.manual_seed(self.seed + 7919)
+
+    def close(self) -> None:
+        self._closed = True
+        self._batch = None
+
+    # --- rendering ---------------------------------------------------------------------------
+
+    def get_data(self, i: int) -> mujoco.MjData:
+        """Env i's MjData, forward computed (for rendering)."""
+        self._check_open()
+        data = self._batch.get_data(int(i))
+        mujoco.mj_forward(self._batch.get_model(int(i)), data)
+        return data
+
+    # --- stepping ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this environment was closed")
+
+    def _check_actions(self, actions) -> np.ndarray:
+        n = self.num_envs
+        if not isinstance(actions, torch.Tensor):
+            raise ValueError(f"actions must be a torch.Tensor of shape ({n}, 12), got {type(actions).__name__}")
+        if tuple(actions.shape) != (n, 12):
+            raise ValueError(f"actions must have shape ({n}, 12), got {tuple(actions.shape)}")
+        if not actions.dtype.is_floating_point:
+            raise ValueError(f"actions must be a floating-point tensor (torch.float32), got {actions.dtype}")
+        a = actions.detach().to("cpu", torch.float32).numpy()
+        finite = np.isfinite(a).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)[:5].tolist()
+            raise ValueError(f"actions contain NaN or inf (envs {bad}...); expected finite values")
+        return np.clip(a, -config.ACTION_CLIP, config.ACTION_CLIP)  # a new array: the caller's is untouched
+
+    def _physics_step(self) -> np.ndarray:
+        """One policy step of physics; returns ids of simulations MuJoCo raised in."""
+        try:
+            self._batch.step(nstep=config.DECIMATION, stage=_STEP_STAGE)
+        except mujoco.batch.SimulationError as e:
+            return np.asarray(e.ids, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
+
+    def _find_unstable(self, failed: np.ndarray) -> np.ndarray:
+        """(N,) bool: sims that raised, warned of bad qpos/qvel/qacc, or hold a non-finite/huge state."""
+        bad = np.zeros(self.num_envs, dtype=bool)
+        bad[failed] = True
+        warn = self._batch.warning[:, _BAD_WARNINGS, _WARN_NUMBER]
+        bad |= (warn > self._warn_seen).any(axis=1)
+        self._warn_seen[:] = warn
+        # "not <=" is also true for NaN, so one comparison catches huge and non-finite values
+        ok = (np.abs(self._qvel).max(axis=1) <= _MAX_ABS_QVEL) & (np.abs(self._qpos).max(axis=1) <= _MAX_ABS_POS)
+        bad |= ~ok
+        return bad
+
+    def _kinematics(self) -> dict[str, np.ndarray]:
+        """Base and joint quantities of the current state, float32 (N, ...)."""
+        q, v = self._qpos, self._qvel
+        quat = q[:, 3:7]
+        return {
+            "base_lin_vel": _rotate_inverse(quat, v[:, :3]).astype(_F32),
+            "base_ang_vel": v[:, 3:6].astype(_F32),  # a free joint's angular velocity is in the body frame
+            "projected_gravity": _projected_gravity(quat).astype(_F32),
+            "joint_pos": q[:, 7:].astype(_F32),
+            "joint_vel": v[:, 6:].astype(_F32),
+        }
+
+    def _contacts(self):
+        """Contact force magnitudes (N, 9: feet, thighs, trunk), foot vel/height, base height, torques."""
+        sens = self._sensordata
+        force = np.linalg.norm(sens[:, self._contact_cols], axis=-1).astype(_F32)
+        foot_vel = sens[:, self._foot_vel_cols].astype(_F32)
+        foot_pos = self._site_xpos[:, self.index.foot_sites]
+        foot_height = foot_pos[..., 2] - self.terrain.height_at(foot_pos[..., 0], foot_pos[..., 1])
+        base_height = self._qpos[:, 2] - self.terrain.height_at(self._qpos[:, 0], self._qpos[:, 1])
+        torques = self._actuator_force.astype(_F32)
+        return force, foot_vel, foot_height.astype(_F32), base_height.astype(_F32), torques
+
+    def _update_foot_timers(self, is_contact: np.ndarray) -> np.ndarray:
+        """Isaac Lab's contact-sensor air/contact timers, per policy step; returns first contacts."""
+        dt = _F32(config.CONTROL_DT)
+        air, contact = self._air_time, self._contact_time
+        first_contact = (air > 0) & is_contact
+        first_detached = (contact > 0) & ~is_contact
+        self._last_air_time = np.where(first_contact, air + dt, self._last_air_time)
+        self._last_contact_time = np.where(first_detached, contact + dt, self._last_contact_time)
+        self._air_time = np.where(is_contact, _F32(0), air + dt)
+        self._contact_time = np.where(is_contact, contact + dt, _F32(0))
+        return first_contact
+
+    def _make_state(self, kin, contacts, first_contact) -> RobotState:
+        force, foot_vel, foot_height, base_height, torques = contacts
+        joint_acc = (kin["joint_vel"] - self._prev_joint_vel) / _F32(config.CONTROL_DT)
+        self._prev_joint_vel = kin["joint_vel"]
+        thr = config.CONTACT_FORCE_THRESHOLD
+        n = self.num_envs
+        # Pack every float field into one fresh buffer and hand out views of one tensor: a single
+        # numpy->torch transfer per step, and nothing the env writes later (resets) can reach it.
+        floats = {
+            "base_lin_vel": kin["base_lin_vel"], "base_ang_vel": kin["base_ang_vel"],
+            "projected_gravity": kin["projected_gravity"], "base_height": base_height[:, None],
+            "joint_pos": kin["joint_pos"], "default_joint_pos": self._default_n,
+            "joint_vel": kin["joint_vel"], "joint_acc": joint_acc,
+            "torques": torques, "actions": self._actions, "last_actions": self._last_actions,
+            "commands": self._commands, "foot_contact_force": force[:, :4],
+            "foot_air_time": self._air_time, "foot_last_air_time": self._last_air_time,
+            "foot_contact_time": self._contact_time, "foot_last_contact_time": self._last_contact_time,
+            "foot_vel": foot_vel.reshape(n, 12), "foot_height": foot_height,
+        }
+        flags = {
+            "foot_contact": force[:, :4] > thr, "foot_first_contact": first_contact,
+            "undesired_contact": force[:, 4:8] > thr, "trunk_contact": force[:, 8:9] > thr,
+        }
+        fbuf = torch.from_numpy(np.concatenate(list(floats.values()), axis=1)).to(self.device)
+        bbuf = torch.from_numpy(np.concatenate(list(flags.values()), axis=1)).to(self.device)
+        fields = {}
+        for buf, parts in ((fbuf, floats), (bbuf, flags)):
+            start = 0
+            for name, a in parts.items():
+                fields[name] = buf[:, start:start + a.shape[1]]
+                start += a.shape[1]
+        fields["base_height"] = fields["base_height"][:, 0]
+        fields["trunk_contact"] = fields["trunk_contact"][:, 0]
+        fields["foot_vel"] = fields["foot_vel"].view(n, 4, 3)
+        ints = torch.from_numpy(np.stack([self._episode_step, self._levels])).to(self.device)
+        return RobotState(
+            **fields,
+            episode_step=ints[0],
+            terrain_level=ints[1],
+        )
+
+    def _obs_view(self, state: RobotState, kin: dict[str, np.ndarray]) -> RobotState:
+        """What the policy sees next: current kinematics, commands and (reset-zeroed) last actions."""
+        t = lambda a: torch.from_numpy(a).to(self.device)
+        obs_state = RobotState.__new__(RobotState)
+        obs_state.__dict__.update(state.__dict__)
+        obs_state.__dict__.update({k: t(v) for k, v in kin.items()})
+        obs_state.commands = t(self._commands.copy())
+        obs_state.actions = t(self._actions.copy())
+        return obs_state
+
+    def _observation(self, state: RobotState) -> torch.Tensor:
+        gen = self._obs_gen if state.base_lin_vel.device.type == "cpu" else None
+        return build_observation(state, noise=self.options.obs_noise, generator=gen)
+
+    # --- resets, commands, randomisation --------------------------------------------------------
+
+    def _reset_envs(self, ids, yaw: np.ndarray | None) -> None:
+        """Reset the given envs only: new spawn, default joints, zero velocity, fresh bookkeeping."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        k, rng = len(ids), self._rng
+        if yaw is None:
+            yaw = rng.uniform(-math.pi, math.pi, k)
+        if self.terrain.kind == "rough":
+            self._levels[ids] = self._pending_levels[ids]
+            centers = self._tile_centers[self._levels[ids], self._types[ids]]
+        else:
+            centers = np.zeros((k, 2))
+        xy = centers + rng.uniform(-_RESET_SPREAD, _RESET_SPREAD, (k, 2))
+        ground = self.terrain.height_at(xy[:, 0], xy[:, 1])
+
+        self._batch.reset(ids, stage=_STAGE_NONE)
+        qpos = np.zeros((k, self.model.nq))
+        qpos[:, :2] = xy
+        qpos[:, 2] = ground + config.BASE_INIT_HEIGHT
+        qpos[:, 3] = np.cos(0.5 * yaw)
+        qpos[:, 6] = np.sin(0.5 * yaw)
+        qpos[:, 7:] = self._default
+        self._qpos[ids] = qpos
+        self._qvel[ids] = 0.0
+        self._ctrl[ids] = self._default
+        self._randomise(ids)
+        try:
+            self._batch.forward(ids, stage=_STAGE_VEL)
+        except mujoco.batch.SimulationError as e:  # a fresh default pose never fails; say so loudly if it does
+            raise RuntimeError(f"MuJoCo failed on a fresh reset: {e}") from e
+        self._warn_seen[ids] = self._batch.warning[ids][:, _BAD_WARNINGS, _WARN_NUMBER]
+
+        for buf in (self._actions, self._last_actions, self._prev_joint_vel, self._air_time,
+                    self._contact_time, self._last_air_time, self._last_contact_time):
+            buf[ids] = 0.0
+        self._episode_step[ids] = 0
+        if self._push_steps is not None:
+            self._push_timer[ids] = rng.integers(0, self._push_steps, k)
+        if not self.external_commands:
+            self._sample_commands(ids)
+
+    def _randomise(self, ids: np.ndarray) -> None:
+        k, o, rng = len(ids), self.options, self._rng
+        if self._friction is not None:
+            mu = rng.uniform(*o.friction_range, k)
+            # the feet have contact priority, so their friction is the contact's
+            self._friction[ids[:, None], self.index.foot_geoms[None, :], 0] = mu[:, None]
+        if self._body_mass is not None:
+            dm = rng.uniform(*o.added_mass_range, k)
+            self._body_mass[ids, self.index.trunk_body] = self._base_trunk_mass + dm
+
+    def _sample_commands(self, ids) -> None:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        k, rng = len(ids), self._rng
+        lo = np.array([self._ranges[n][0] for n in ("lin_vel_x", "lin_vel_y", "ang_vel_z")])
+        hi = np.array([self._ranges[n][1] for n in ("lin_vel_x", "lin_vel_y", "ang_vel_z")])
+        cmd = rng.uniform(lo, hi, (k, 3))
+        cmd[rng.random(k) < self.options.standing_fraction] = 0.0
+        self._commands[ids] = cmd
+        self._command_timer[ids] = 0
+
+    def _maybe_push(self) -> None:
+        self._push_timer += 1
+        due = np.flatnonzero(self._push_timer >= self._push_steps)
+        if not len(due):
+            return
+        self._push_timer[due] = 0
+        v = self.options.push_velocity
+        self._qvel[due, :2] += self._rng.uniform(-v, v, (len(due), 2))
+        # the persistent batch continues from stages computed before the push: recompute them
+        self._batch.forward(due, stage=_STAGE_VEL)
+
+
+def _zero_rows(state: RobotState, rows: np.ndarray) -> RobotState:
+    """state with the rows of blown-up simulations zeroed (never NaN into rewards)."""
+    mask = torch.from_numpy(rows).to(state.base_lin_vel.device)
+    for k, v in vars(state).items():
+        if isinstance(v, torch.Tensor) and v.dtype.is_floating_point and k != "default_joint_pos":
+            torch.nan_to_num_(v, nan=0.0, posinf=0.0, neginf=0.0)
+            v[mask] = 0.0
+    return state

@@ -1,0 +1,85 @@
+"""The MJCF robot: masses, joint ranges and order, collisions, terrain."""
+
+import mujoco
+import numpy as np
+import pytest
+
+from harness import config, robot, terrain
+
+
+@pytest.fixture(scope="module")
+def flat_model():
+    return robot.build_model(terrain.flat())
+
+
+def test_total_mass_matches_go2(flat_model):
+    assert robot.total_mass(flat_model) == pytest.approx(15.2, abs=0.05)
+    assert flat_model.body("trunk").mass[0] == pytest.approx(6.921, abs=1e-3)
+    for leg in config.LEGS:
+        assert flat_model.body(f"{leg}_hip").mass[0] == pytest.approx(0.678)
+        assert flat_model.body(f"{leg}_thigh").mass[0] == pytest.approx(1.152)
+        assert flat_model.body(f"{leg}_calf").mass[0] == pytest.approx(0.241)
+
+
+def test_joint_order_and_ranges(flat_model):
+    m = flat_model
+    assert m.nu == 12 and m.nq == 19 and m.nv == 18
+    for i, name in enumerate(config.JOINT_NAMES):
+        j = m.joint(name)
+        assert m.jnt_qposadr[j.id] == 7 + i
+        lo, hi = m.jnt_range[j.id]
+        if name.endswith("hip_joint"):
+            assert (lo, hi) == pytest.approx((-1.047, 1.047))
+            np.testing.assert_allclose(m.jnt_axis[j.id], [1, 0, 0])
+        elif name.endswith("thigh_joint"):
+            want = (-1.571, 3.491) if name.startswith("F") else (-0.524, 4.538)
+            assert (lo, hi) == pytest.approx(want)
+            np.testing.assert_allclose(m.jnt_axis[j.id], [0, 1, 0])
+        else:
+            assert (lo, hi) == pytest.approx((-2.723, -0.838))
+        assert m.actuator_trnid[i, 0] == j.id
+        assert m.actuator_gainprm[i, 0] == pytest.approx(config.KP)
+        assert m.actuator_forcerange[i] == pytest.approx((-config.TORQUE_LIMIT, config.TORQUE_LIMIT))
+
+
+def test_geometry_facts(flat_model):
+    m = flat_model
+    np.testing.assert_allclose(m.body("FL_hip").pos, [0.1934, 0.0465, 0])
+    np.testing.assert_allclose(m.body("RR_hip").pos, [-0.1934, -0.0465, 0])
+    np.testing.assert_allclose(m.body("FR_thigh").pos, [0, -0.0955, 0])
+    np.testing.assert_allclose(m.body("FL_calf").pos, [0, 0, -0.213])
+    foot = m.geom("FL_foot")
+    assert foot.size[0] == pytest.approx(0.022) and foot.friction[0] == pytest.approx(0.8)
+    np.testing.assert_allclose(m.geom("trunk").size, [0.188, 0.047, 0.057])
+    assert m.opt.timestep == pytest.approx(config.PHYSICS_DT)
+    assert m.camera("track").mode == mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM
+
+
+def test_trunk_thighs_feet_collide_with_ground_only(flat_model):
+    m = flat_model
+    floor = m.geom("floor").id
+    colliders = {m.geom(n).id for n in ("trunk", *robot.THIGH_GEOMS, *config.FOOT_NAMES)}
+    for g in range(m.ngeom):
+        if g == floor:
+            continue
+        hits_floor = bool(m.geom_contype[g] & m.geom_conaffinity[floor])
+        assert hits_floor == (g in colliders), m.geom(g).name
+        assert not (m.geom_contype[g] & m.geom_conaffinity[g])  # no robot self-collision
+
+
+def test_rough_heightfield_matches_height_lookup():
+    t = terrain.rough()
+    m = robot.build_model(t)
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    rng = np.random.default_rng(1)
+    geomid = np.zeros(1, np.int32)
+    for _ in range(50):
+        x, y = rng.uniform(-t.size_x / 2, t.size_x / 2), rng.uniform(-t.size_y / 2, t.size_y / 2)
+        dist = mujoco.mj_ray(m, d, np.array([x, y, 5.0]), np.array([0, 0, -1.0]), None, 1, -1, geomid)
+        assert 5.0 - dist == pytest.approx(float(t.height_at(x, y)), abs=0.02)
+    centers = t.tile_centers()
+    hardest = config.TERRAIN_LEVELS - 1
+    assert t.height_at(*centers[hardest, 1]) > 1.0     # pyramid top
+    assert t.height_at(*centers[hardest, 2]) < -1.0    # inverted pyramid pit
+    assert abs(float(t.height_at(*centers[0, 1]))) < 1e-9  # level 0 is flat
