@@ -252,7 +252,7 @@ def train(ctx):
     while not ctx.time_up():
         # -- rollout
         rollout = {k: [] for k in ("obs", "actions", "log_prob", "values", "mu", "std", "rewards", "dones")}
-        term_sums, track_err = {}, 0.0
+        term_sums, track_err = {}, 0.0  # running sums, read once per iteration
         with torch.no_grad():
             for _ in range(STEPS_PER_ENV):
                 model.normalizer.update(obs)
@@ -266,8 +266,8 @@ def train(ctx):
                              ("rewards", reward), ("dones", terminated | truncated)):
                     rollout[k].append(v)
                 for name, v in terms.items():
-                    term_sums[name] = term_sums.get(name, 0.0) + v.mean().item()
-                track_err += (state.commands[:, :2] - state.base_lin_vel[:, :2]).norm(dim=-1).mean().item()
+                    term_sums[name] = term_sums.get(name, 0.0) + v.mean()
+                track_err += (state.commands[:, :2] - state.base_lin_vel[:, :2]).norm(dim=-1).mean()
                 obs = next_obs
             _, last_values = model(obs)
         data = {k: torch.stack(v) for k, v in rollout.items()}
@@ -282,12 +282,12 @@ def train(ctx):
 
         ctx.log(
             env_steps,
-            reward=sum(term_sums.values()) / STEPS_PER_ENV,
-            vel_err=track_err / STEPS_PER_ENV,
+            reward=sum(term_sums.values()).item() / STEPS_PER_ENV,
+            vel_err=track_err.item() / STEPS_PER_ENV,
             lr=lr,
             noise_std=model.log_std.exp().mean().item(),
             **stats,
-            **{f"rew/{k}": v / STEPS_PER_ENV for k, v in term_sums.items()},
+            **{f"rew/{k}": v.item() / STEPS_PER_ENV for k, v in term_sums.items()},
         )
 
     return Policy(model).cpu().eval()

@@ -1,0 +1,172 @@
+"""The fixed harness's entry point. The research agent never edits this file or harness/.
+
+train.py ends with:
+
+    if __name__ == "__main__":
+        evaluate.run(train)
+
+and the harness takes over: budget, seeds, device, supervised training, evaluation, results.tsv
+and the keep/discard verdict (see harness/experiment.py).
+
+Commands:
+    uv run train.py [--smoke] [--budget S] [--backend mujoco|isaaclab] [--device cpu|cuda]
+    uv run evaluate.py run [same options]                        the same experiment, started by the harness:
+                                                                 also records a train.py that does not parse
+    uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy
+    uv run evaluate.py <path>                                    the same
+    uv run evaluate.py apply                                     apply the last verdict with git
+    uv run evaluate.py floor [--seeds N]                         re-run the incumbent: the noise floor
+    uv run evaluate.py report [--json]                           the morning report
+    uv run evaluate.py video [RUN_ID|best|policy.pt2] [--out FILE] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _initial_environment() -> dict:
+    """The environment this process started with, not one train.py changed at import time."""
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return env
+
+
+def run(train) -> None:
+    """Hand train.py's `train` function to the harness. Never returns.
+
+    The process is replaced at once by a fresh orchestrator (`python -m harness.experiment`), so
+    nothing train.py changed in this interpreter (monkey-patches, seeds) reaches the scoring.
+    """
+    if os.environ.get("HARNESS_WORKER"):
+        raise RuntimeError("evaluate.run() was called inside the training worker; call it only under "
+                           "`if __name__ == \"__main__\":` at the end of train.py")
+    source = Path(inspect.getsourcefile(train) or sys.argv[0]).resolve()
+    try:
+        rel = source.relative_to(ROOT)
+    except ValueError:
+        raise RuntimeError(f"{source} is not inside the harness's repository {ROOT}") from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    args = [sys.executable, "-m", "harness.experiment", "--train", str(rel), *sys.argv[1:]]
+    os.execve(sys.executable, args, _initial_environment())
+
+
+def _score(argv) -> int:
+    from harness import experiment
+    from harness.experiment import ARTIFACT_NAME
+    from harness.display import Display
+    from harness.evaluation import EvalError, run_evaluation
+
+    p = argparse.ArgumentParser(prog="uv run evaluate.py score")
+    p.add_argument("path", help="a run folder, a seed folder, or a policy artifact")
+    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    args = p.parse_args(argv)
+    path = Path(args.path)
+    if path.is_file():
+        policies = [path]
+    elif (path / ARTIFACT_NAME).is_file():
+        policies = [path / ARTIFACT_NAME]
+    else:
+        policies = sorted(path.glob(f"seed*/{ARTIFACT_NAME}"))
+    display = Display()
+    if not policies:
+        display.line(f"error: no {ARTIFACT_NAME} at {path} (nor in its seed*/ folders)")
+        return 2
+    import tempfile
+
+    device = args.device or experiment.default_device()
+    scores = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, policy in enumerate(policies):
+            display.line(f"scoring {policy} on the panel ({args.backend}/{device})")
+            try:
+                m = run_evaluation(policy, Path(tmp) / f"metrics{i}.json", args.backend, device,
+                                   log_path=Path(tmp) / f"eval{i}.log")
+            except EvalError as e:
+                display.line(f"{policy}: crash: {e}")
+                scores.append(None)
+                continue
+            scores.append(m)
+    ok = [m for m in scores if m]
+    if not ok:
+        return 1
+    mean = lambda k: sum(m[k] for m in ok) / len(ok)  # noqa: E731
+    display.summary([
+        ("vel_err", f"{mean('vel_err'):.4f}"), ("standing_still", f"{mean('standing_still'):.4f}"),
+        ("yaw_err", f"{mean('yaw_err'):.4f}"), ("survival", f"{mean('survival'):.2f}"),
+        ("torque", f"{mean('torque'):.2f}"), ("power", f"{mean('power'):.1f}"), ("foot_slip", f"{mean('foot_slip'):.4f}"),
+        ("gait", ";".join(m["gait"] for m in ok)), ("policies", len(policies)),
+        ("seed_scores", ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores)),
+        ("backend", args.backend),
+    ])
+    return 0
+
+
+USAGE = __doc__[__doc__.index("Commands:"):]
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "report":
+        from harness.report import main as report_main
+
+        return report_main(rest)
+    if command == "video":
+        from harness.video import main as video_main
+
+        return video_main(rest)
+    if command == "score":
+        return _score(rest)
+    if command == "run":
+        from harness.experiment import main as experiment_main
+
+        os.chdir(ROOT)
+        return experiment_main(rest)
+    from harness import experiment, gitops, results
+    from harness.display import Display
+
+    display = Display()
+    experiment.install_sigterm()
+    try:
+        if command == "apply":
+            return experiment.apply_verdict(ROOT, display)
+        if command == "floor":
+            p = argparse.ArgumentParser(prog="uv run evaluate.py floor")
+            p.add_argument("--seeds", type=int, default=experiment.FLOOR_SEEDS)
+            experiment.add_run_options(p)
+            args = p.parse_args(rest)
+            return experiment.run_floor(ROOT, experiment.make_settings(args), args.seeds, display)
+    except (gitops.GitError, results.ResultsError, experiment.UsageError) as e:
+        display.line(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        display.line("interrupted")
+        return 130
+    if Path(command).exists():
+        return _score(argv)
+    print(f"unknown command or path {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Scores a policy artifact on the fixed panel, in its own process.
+
+    python -m harness.evaluation --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--backend mujoco] [--device cpu]
+
+It loads only the artifact (harness.artifact), builds the harness's evaluation environment
+(flat terrain, no observation noise, no randomisation, commands injected from harness/panel.py)
+and runs every panel episode for 20 s.
+
+Metrics (every mean is over policy steps of every panel episode):
+  vel_err     ||cmd_xy - base_lin_vel_xy (body)||; after a fall, ||cmd_xy|| (standing still) for the rest
+  yaw_err     |cmd_yaw - base_ang_vel_z|; after a fall, |cmd_yaw|
+  survival    fraction of episodes with no termination
+  torque      mean |joint torque| (N m) while alive;  power: mean sum |torque * joint velocity| (W)
+  foot_slip   mean planar speed (m/s) of feet in contact, while alive
+  standing_still  vel_err of a robot that never moves: mean ||cmd_xy|| over the same steps
+  gait        "ok" or flags, judged on alive steps whose command speed is >= MOVING_COMMAND:
+    hopping      no foot touches on >= HOPPING_FLIGHT of those steps (pronking / hopping gaits)
+    lifted_leg   one foot touches on < LIFTED_CONTACT of all alive steps (a leg held up: three-leg hopping)
+    dragged_leg  one foot touches on >= DRAGGED_CONTACT of the steps where the base moves >= MOVING_BASE
+                 m/s (it never lifts: dragged), judged only if the base moves on >= MIN_WALKING_SHARE of them
+    backwards    the base moves against the command (v . cmd_dir < -BACKWARDS_SPEED) on >= BACKWARDS_FRACTION
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EVAL_TIMEOUT_S = 900.0
+MOVING_COMMAND = 0.3       # m/s command speed above which a step counts as "moving" for the gait check
+MOVING_BASE = 0.2          # m/s
+MIN_GAIT_STEPS = 50        # below this many judged steps, no flag is raised
+MIN_WALKING_SHARE = 0.2    # dragged_leg is judged only if the base moves on this share of moving steps
+GAIT_SKIP_STEPS = 25       # the first 0.5 s (the drop onto the ground) is not judged
+HOPPING_FLIGHT = 0.3
+LIFTED_CONTACT = 0.05
+DRAGGED_CONTACT = 0.97
+BACKWARDS_SPEED = 0.1
+BACKWARDS_FRACTION = 0.25
+
+
+class EvalError(RuntimeError):
+    """Evaluation could not score the policy; str() starts with a crash reason (nan, exception: ...)."""
+
+
+def panel_size() -> tuple[int | None, int | None]:
+    """Test-only overrides (HARNESS_PANEL_EPISODES, HARNESS_EVAL_STEPS); runs using them are smoke."""
+    e, s = os.environ.get("HARNESS_PANEL_EPISODES"), os.environ.get("HARNESS_EVAL_STEPS")
+    return (int(e) if e else None), (int(s) if s else None)
+
+
+def gait_flags(stats: dict) -> list[str]:
+    """Degenerate-gait flags from the counts gathered during evaluation (see the module doc)."""
+    flags = []
+    moving, alive = stats["moving_steps"], stats["alive_steps"]
+    if moving >= MIN_GAIT_STEPS:
+        if stats["flight_steps"] / moving >= HOPPING_FLIGHT:
+            flags.append("hopping")
+        if stats["backwards_steps"] / moving >= BACKWARDS_FRACTION:
+            flags.append("backwards")
+    if alive >= MIN_GAIT_STEPS and min(stats["foot_contact_steps"]) / alive < LIFTED_CONTACT:
+        flags.append("lifted_leg")
+    walking = stats["walking_steps"]
+    if walking >= max(MIN_GAIT_STEPS, MIN_WALKING_SHARE * moving) and max(stats["walking_contact_steps"]) / walking >= DRAGGED_CONTACT:
+        flags.append("dragged_leg")
+    return flags
+
+
+def evaluate_policy(policy_path, backend: str = "mujoco", device: str = "cpu",
+                    episodes: int | None = None, steps: int | None = None) -> dict:
+    """Run the panel with the artifact at policy_path and return the metrics. Raises EvalError."""
+    import torch
+
+    from harness import artifact, backends, config
+    from harness.panel import make_panel
+    from harness.state import obs_slices
+
+    t0 = time.monotonic()
+    device = torch.device(device)
+    try:
+        policy = artifact.load_policy(policy_path)
+    except artifact.ArtifactError as e:
+        raise EvalError(f"exception: {e}") from None
+    if device.type != "cpu":
+        policy = policy.to(device)
+    panel = make_panel(episodes=episodes or config.PANEL_EPISODES)
+    steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
+    E = panel.episodes
+    backends.start_backend(backend, device)
+    options = config.EnvOptions(num_envs=E, terrain=config.EVAL_TERRAIN, obs_noise=False)
+    env = backends.make_env(backend, options, seed=config.PANEL_SEED, device=device, external_commands=True)
+    cmd_slice = obs_slices()["velocity_commands"]
+    z = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
+    sums = {k: z() for k in ("vel", "yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
+    stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
+             "foot_contact_steps": torch.zeros(4, dtype=torch.float64),
+             "walking_contact_steps": torch.zeros(4, dtype=torch.float64)}
+    try:
+        obs = env.reset(yaw=panel.start_yaw.to(device))
+        alive = torch.ones(E, dtype=torch.bool, device=device)
+        for step in range(steps):
+            cmd = panel.command_at(step).to(device)
+            env.set_commands(cmd)
+            obs = obs.clone()
+            obs[:, cmd_slice] = cmd
+            with torch.no_grad():
+                actions = policy(obs)
+            if not torch.isfinite(actions).all():
+                raise EvalError(f"nan: the policy output NaN/inf actions at panel step {step}")
+            obs, state, terminated, truncated, info = env.step(actions.float())
+            cmd_xy = cmd[:, :2]
+            cmd_speed = cmd_xy.norm(dim=-1)
+            v_xy = state.base_lin_vel[:, :2]
+            vel = torch.where(alive, (cmd_xy - v_xy).norm(dim=-1), cmd_speed)
+            yaw = torch.where(alive, (cmd[:, 2] - state.base_ang_vel[:, 2]).abs(), cmd[:, 2].abs())
+            sums["vel"] += vel.sum().double().cpu()
+            sums["yaw"] += yaw.sum().double().cpu()
+            sums["still"] += cmd_speed.sum().double().cpu()
+            a = alive.cpu()
+            tau, qd = state.torques.cpu()[a], state.joint_vel.cpu()[a]
+            sums["alive"] += a.sum().double()
+            sums["torque"] += tau.abs().mean(dim=-1).sum().double()
+            sums["power"] += (tau * qd).abs().sum(dim=-1).sum().double()
+            contact = state.foot_contact.cpu()[a]
+            foot_speed = state.foot_vel.cpu()[a][..., :2].norm(dim=-1)
+            sums["slip"] += (foot_speed * contact).sum().double()
+            sums["slip_n"] += contact.sum().double()
+            if step >= GAIT_SKIP_STEPS:
+                stats["alive_steps"] += int(a.sum())
+                stats["foot_contact_steps"] += contact.sum(dim=0).double()
+            moving = a & (cmd_speed.cpu() >= MOVING_COMMAND)
+            if step >= GAIT_SKIP_STEPS and moving.any():
+                c = state.foot_contact.cpu()[moving]
+                direction = cmd_xy.cpu()[moving] / cmd_speed.cpu()[moving, None]
+                along = (v_xy.cpu()[moving] * direction).sum(dim=-1)
+                stats["moving_steps"] += int(moving.sum())
+                stats["flight_steps"] += int((~c.any(dim=-1)).sum())
+                stats["backwards_steps"] += int((along < -BACKWARDS_SPEED).sum())
+                walking = v_xy.cpu()[moving].norm(dim=-1) >= MOVING_BASE
+                stats["walking_steps"] += int(walking.sum())
+                stats["walking_contact_steps"] += c[walking].sum(dim=0).double()
+            alive = alive & ~terminated.bool()
+    finally:
+        env.close()
+    n = E * steps
+    alive_n = max(stats["alive_steps"], 1)
+    flags = gait_flags({**stats, "foot_contact_steps": stats["foot_contact_steps"].tolist(),
+                        "walking_contact_steps": stats["walking_contact_steps"].tolist()})
+    return {
+        "vel_err": float(sums["vel"]) / n,
+        "yaw_err": float(sums["yaw"]) / n,
+        "survival": float(alive.float().mean()),
+        "torque": float(sums["torque"]) / max(float(sums["alive"]), 1.0),
+        "power": float(sums["power"]) / max(float(sums["alive"]), 1.0),
+        "foot_slip": float(sums["slip"]) / max(float(sums["slip_n"]), 1.0),
+        "gait": ",".join(flags) if flags else "ok",
+        "gait_stats": {  # over alive steps after GAIT_SKIP_STEPS
+            "foot_contact_fraction": [round(x / alive_n, 4) for x in stats["foot_contact_steps"].tolist()],
+            "flight_fraction": round(stats["flight_steps"] / max(stats["moving_steps"], 1), 4),
+            "backwards_fraction": round(stats["backwards_steps"] / max(stats["moving_steps"], 1), 4),
+        },
+        "standing_still": float(sums["still"]) / n,
+        "episodes": E,
+        "steps": steps,
+        "backend": backend,
+        "eval_seconds": round(time.monotonic() - t0, 2),
+    }
+
+
+def run_evaluation(policy_path, out_json, backend: str = "mujoco", device: str = "cpu",
+                   log_path=None, timeout_s: float = EVAL_TIMEOUT_S, env: dict | None = None) -> dict:
+    """Score in a fresh process (which loads only the artifact). Raises EvalError with a crash reason."""
+    out_json = Path(out_json)
+    log_path = Path(log_path) if log_path else out_json.with_name("eval.log")
+    out_json.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "harness.evaluation", "--policy", str(policy_path), "--out", str(out_json),
+           "--backend", backend, "--device", str(device)]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise EvalError(f"hang: evaluation took over {timeout_s:.0f} s") from None
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+    try:
+        metrics = json.loads(out_json.read_text())
+    except (OSError, ValueError):
+        raise EvalError(f"exception: evaluation died (exit code {proc.returncode}); see {log_path}") from None
+    if "error" in metrics:
+        raise EvalError(metrics["error"])
+    return metrics
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--policy", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    from harness.worker import _die_with_parent
+
+    _die_with_parent()
+    episodes, steps = panel_size()
+    try:
+        metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)
+        code = 0
+    except EvalError as e:
+        metrics, code = {"error": str(e)}, 1
+    except Exception as e:  # an env failure: report it as a crash reason, never a score
+        import traceback
+
+        traceback.print_exc()
+        metrics, code = {"error": f"exception: evaluation: {type(e).__name__}: {e}"[:300]}, 1
+    for k, v in metrics.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            metrics, code = {"error": f"nan: metric {k} is not finite"}, 1
+            break
+    tmp = Path(args.out + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1))
+    tmp.replace(args.out)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""results.tsv: one row per experiment, never a partial row, never a lost row.
+
+The file is untracked and git-ignored, so the loop's `git reset --hard` cannot touch it.
+Appends hold an exclusive fcntl lock on results.tsv.lock, validate the existing file, then
+write the row with a single os.write on an O_APPEND descriptor and fsync it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+COLUMNS = (
+    "run_id", "timestamp", "commit", "status", "vel_err", "delta", "yaw_err", "survival", "torque",
+    "foot_slip", "gait", "env_steps", "train_s", "seeds", "seed_scores", "incumbent", "backend",
+    "budget_s", "harness", "reason", "description",
+)
+HEADER = "\t".join(COLUMNS) + "\n"
+STATUSES = ("baseline", "keep", "discard", "crash", "floor", "smoke")
+
+
+class ResultsError(RuntimeError):
+    """results.tsv cannot be read or written safely; the message names the file and line."""
+
+
+def clean_field(value) -> str:
+    """A value as one TSV field: None -> '', tabs and newlines -> spaces."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return " ".join(str(value).replace("\t", " ").replace("\r", " ").split("\n")).strip()
+
+
+def _parse(text: str, path: Path) -> list[dict[str, str]]:
+    if text == "":
+        return []
+    lines = text.split("\n")
+    if lines[-1] != "":
+        raise ResultsError(
+            f"{path}:{len(lines)}: the last line has no newline (a partial row?); "
+            "fix or remove that line by hand, the harness leaves the file untouched"
+        )
+    lines = lines[:-1]
+    if lines[0] + "\n" != HEADER:
+        raise ResultsError(
+            f"{path}:1: unknown header; expected the columns {', '.join(COLUMNS)}. "
+            "Move the file aside (it is left untouched) and the harness will start a new one"
+        )
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != len(COLUMNS):
+            raise ResultsError(
+                f"{path}:{number}: expected {len(COLUMNS)} tab-separated fields, found {len(fields)}; "
+                "fix or remove that line by hand, the harness leaves the file untouched"
+            )
+        row = dict(zip(COLUMNS, fields))
+        if row["status"] not in STATUSES:
+            raise ResultsError(f"{path}:{number}: unknown status {row['status']!r}; expected one of {STATUSES}")
+        rows.append(row)
+    return rows
+
+
+def read_results(path) -> list[dict[str, str]]:
+    """All rows of results.tsv as dicts (an absent file has none). Raises ResultsError."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ResultsError(f"{path}:1: not UTF-8 text ({e}); the harness leaves the file untouched") from None
+    return _parse(text, path)
+
+
+@contextmanager
+def locked(path):
+    """Exclusive lock on <results>.lock for the whole read-validate-append."""
+    lock_path = Path(str(path) + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def format_row(row: dict) -> str:
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise ResultsError(f"unknown results.tsv column(s) {unknown}")
+    if row.get("status") not in STATUSES:
+        raise ResultsError(f"status must be one of {STATUSES}, got {row.get('status')!r}")
+    return "\t".join(clean_field(row.get(c)) for c in COLUMNS) + "\n"
+
+
+def append_row(path, row: dict) -> None:
+    """Append one row atomically, creating the file with its header if needed."""
+    path = Path(path)
+    line = format_row(row)
+    with locked(path):
+        existing = read_results(path)  # validates; raises before any write
+        data = line if (existing or (path.exists() and path.stat().st_size > 0)) else HEADER + line
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, data.encode("utf-8"))
+            if written != len(data.encode("utf-8")):
+                raise ResultsError(f"{path}: short write ({written} bytes); the disk may be full")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def ensure_file(path) -> None:
+    """Create results.tsv with its header if absent; validate it if present."""
+    path = Path(path)
+    with locked(path):
+        if path.exists() and path.stat().st_size > 0:
+            read_results(path)
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, HEADER.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def format_seed_scores(scores: dict[int, float | None]) -> str:
+    """{1: 0.2312, 2: None} -> '1:0.2312;2:crash'."""
+    return ";".join(f"{s}:{'crash' if v is None else f'{v:.4f}'}" for s, v in sorted(scores.items()))
+
+
+def parse_seed_scores(text: str) -> dict[int, float | None]:
+    out: dict[int, float | None] = {}
+    for part in filter(None, text.split(";")):
+        seed, _, value = part.partition(":")
+        try:
+            out[int(seed)] = None if value == "crash" else float(value)
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,168 @@
+"""The training worker: one seed of one train.py, run under harness.supervisor.
+
+    python -m harness.worker --train runs/<id>/train.py --seed 1 --out runs/<id>/seed1 \
+        --backend mujoco --device cpu --budget 300 [--smoke]
+
+It boots the backend, imports train.py by path (so its `if __name__ == "__main__"` block does not
+run), seeds random/numpy/torch with the harness seed, calls train(ctx), exports the returned
+module with harness.artifact (policy.pt2, checked there). It reports to the supervisor as JSON lines
+on the file descriptor in HARNESS_MSG_FD: start, beat, log, trained, done, or error (with a reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib.util
+import json
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from harness.artifact import ARTIFACT_NAME
+
+EXPORT_CHECK_BATCH = 8
+
+
+class Channel:
+    def __init__(self, fd: int | None):
+        self.fd = fd
+
+    def send(self, message: dict) -> None:
+        if self.fd is None:
+            return
+        data = (json.dumps(message) + "\n").encode()
+        try:
+            os.write(self.fd, data)
+        except OSError:
+            pass
+
+
+class BadReturn(Exception):
+    pass
+
+
+class NanPolicy(Exception):
+    pass
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process if the supervisor dies (PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def _short_exception(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    return " ".join(text.split())[:300]
+
+
+def import_train(path: Path):
+    spec = importlib.util.spec_from_file_location("train", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["train"] = module
+    spec.loader.exec_module(module)
+    fn = getattr(module, "train", None)
+    if not callable(fn):
+        raise BadReturn(f"{path.name} defines no train(ctx) function")
+    return fn
+
+
+def export(policy, path: Path) -> None:
+    """Export the trained module with harness.artifact, refusing one whose actions are NaN/inf."""
+    import torch
+
+    from harness import artifact, config
+
+    if isinstance(policy, torch.nn.Module):
+        probe = torch.randn(EXPORT_CHECK_BATCH, config.OBS_DIM, generator=torch.Generator().manual_seed(0))
+        try:
+            with torch.no_grad():
+                out = policy.cpu().eval()(probe)
+        except Exception:
+            out = None  # artifact.export_policy reports a broken forward() with its own message
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
+            raise NanPolicy("nan: the returned policy outputs NaN/inf actions")
+    try:
+        artifact.export_policy(policy, path)
+    except artifact.ArtifactError as e:
+        raise BadReturn(" ".join(str(e).split())[:300]) from None
+
+
+def main(argv=None) -> int:
+    _die_with_parent()
+    p = argparse.ArgumentParser()
+    p.add_argument("--train", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--budget", type=float, required=True)
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args(argv)
+    fd = os.environ.get("HARNESS_MSG_FD")
+    channel = Channel(int(fd) if fd else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_path = Path(args.train).resolve()
+    try:
+        import numpy as np
+        import torch
+
+        from harness import backends
+        from harness.context import TrainContext
+
+        device = torch.device(args.device)
+        backends.start_backend(args.backend, device)
+        sys.path.insert(0, str(Path.cwd()))  # train.py imports evaluate (and harness) from the repo root
+        train = import_train(train_path)
+    except BadReturn as e:
+        channel.send({"type": "error", "reason": f"bad_return: {e}"})
+        return 1
+    except BaseException as e:  # SyntaxError, ImportError, backend failures
+        traceback.print_exc()
+        channel.send({"type": "error", "reason": f"exception: {_short_exception(e)}"})
+        return 1
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
+    channel.send({"type": "start", "time": time.time()})
+    ctx._start_clock()
+    try:
+        policy = train(ctx)
+    except BaseException as e:
+        traceback.print_exc()
+        channel.send({"type": "error", "reason": f"exception: {_short_exception(e)}", "train_s": ctx.elapsed()})
+        return 1
+    train_s = ctx.elapsed()
+    channel.send({"type": "trained", "train_s": train_s, "env_steps": ctx.env_steps()})
+    try:
+        export(policy, out / ARTIFACT_NAME)
+    except BadReturn as e:
+        channel.send({"type": "error", "reason": f"bad_return: {e}", "train_s": train_s})
+        return 1
+    except NanPolicy as e:
+        channel.send({"type": "error", "reason": str(e), "train_s": train_s})
+        return 1
+    except BaseException as e:
+        traceback.print_exc()
+        channel.send({"type": "error", "reason": f"exception: export: {_short_exception(e)}", "train_s": train_s})
+        return 1
+    channel.send({"type": "done", "train_s": train_s, "env_steps": ctx.env_steps()})
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown: simulator threads must not delay the exit

@@ -1,0 +1,280 @@
+"""End to end: `python train.py` in throwaway repos, real workers, real MuJoCo evaluation, real git.
+
+Every run here uses the test-only knobs (tiny panel, short timeouts), so every run is smoke;
+crashes are still crash rows. Fixture train.py files import torch inside train() so the
+process that runs `python train.py` stays light.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
+from harness import experiment, gitops, verdict
+from harness.verdict import Decision
+
+SYNTAX_ERROR = """
+import evaluate
+def train(ctx)
+    return None
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+RAISES = """
+import evaluate
+def train(ctx):
+    raise RuntimeError("reward went sideways")
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+WRONG_OBJECT = """
+import evaluate
+def train(ctx):
+    return {"weights": [1, 2, 3]}
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+NAN_POLICY = """
+import evaluate
+def train(ctx):
+    import torch
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.constant_(policy.bias, float("nan"))
+    return policy
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+SLEEPS_FOREVER = """
+import time
+import evaluate
+def train(ctx):
+    ctx.log(0, reward=0.0)
+    time.sleep(100000)
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+IGNORES_DEADLINE = """
+import time
+import evaluate
+def train(ctx):
+    while True:          # never looks at ctx.time_up()
+        ctx.log(0, reward=0.0)
+        time.sleep(0.2)
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+FAULTS = [
+    (SYNTAX_ERROR, [], r"^exception: SyntaxError"),
+    (RAISES, [], r"^exception: RuntimeError: reward went sideways"),
+    (WRONG_OBJECT, [], r"^bad_return: .*torch\.nn\.Module"),
+    (NAN_POLICY, [], r"^nan"),
+    (SLEEPS_FOREVER, [], r"^hang: no heartbeat"),
+    (IGNORES_DEADLINE, ["--budget", "1"], r"^timeout"),
+]
+
+
+def test_constants_copied_to_keep_the_orchestrator_light_match_their_source():
+    from harness import artifact, backends
+
+    assert experiment.ARTIFACT_NAME == artifact.ARTIFACT_NAME
+    assert experiment.BACKENDS == backends.BACKENDS and experiment.DEFAULT_BACKEND == backends.DEFAULT_BACKEND
+
+
+def test_stand_still_smoke_run_end_to_end(repo):
+    p = run_cmd(repo, "train.py", "--smoke")
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = summary(p.stdout)
+    assert list(s)[0] == "vel_err"
+    vel, still = float(s["vel_err"]), float(s["standing_still"])
+    assert abs(vel - still) < 0.15, (vel, still)          # a robot that stands scores about standing still
+    assert s["verdict"] == "smoke" and s["harness"] == "ok" and s["seeds"] == "1"
+    assert float(s["startup_seconds"]) > 0
+    assert "  | " in p.stdout or "seed 1" in p.stdout
+    assert len(re.findall(r"^vel_err:", p.stdout, flags=re.M)) == 1
+    [row] = rows(repo)
+    assert row["status"] == "smoke" and row["budget_s"] == "20" and row["seed_scores"] == f"1:{float(row['vel_err']):.4f}"
+    assert "would be baseline" in row["reason"]
+    seed_dir = repo / "runs" / row["run_id"] / "seed1"
+    for name in ("policy.pt2", "metrics.json", "train.log", "curves.csv", "eval.log"):
+        assert (seed_dir / name).exists(), name
+    assert (repo / "runs" / row["run_id"] / "experiment.json").exists()
+    assert gitops.incumbent(repo, "autoresearch/test") is None  # smoke never becomes the incumbent
+    assert git(repo, "status", "--porcelain") == ""             # results.tsv and runs/ are ignored
+
+    # re-scoring the saved policy in a fresh process gives the same number
+    q = run_cmd(repo, "evaluate.py", "score", f"runs/{row['run_id']}")
+    assert q.returncode == 0, q.stdout + q.stderr
+    assert summary(q.stdout)["vel_err"] == row["vel_err"]
+
+
+def test_faults_give_crash_rows_and_apply_resets_keeping_every_row(repo):
+    base = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", base)  # as if the baseline had been kept
+    for i, (source, args, pattern) in enumerate(FAULTS, start=1):
+        short = commit_train(repo, source, f"fault {i}")
+        # a train.py that does not parse never reaches evaluate.run(): `evaluate.py run` starts the harness itself
+        entry = ["evaluate.py", "run"] if source is SYNTAX_ERROR else ["train.py"]
+        p = run_cmd(repo, *entry, *args)
+        assert p.returncode == 0, p.stdout + p.stderr
+        row = rows(repo)[-1]
+        assert row["commit"] == short and row["status"] == "crash", row
+        assert re.search(pattern, row["reason"]), row["reason"]
+        assert row["seed_scores"] == "1:crash" and row["vel_err"] == ""
+        assert summary(p.stdout)["verdict"] == "crash"
+        a = run_cmd(repo, "evaluate.py", "apply")
+        assert a.returncode == 0 and "reset" in a.stdout, a.stdout + a.stderr
+        assert gitops.head(repo) == base
+        assert len(rows(repo)) == i                     # every row survives every reset
+    assert [r["commit"] for r in rows(repo)] == [r["commit"] for r in rows(repo)]
+    assert git(repo, "status", "--porcelain") == ""
+
+
+CHEATS = """
+import evaluate
+import harness.verdict, harness.evaluation, harness.results
+
+# module-scope monkey-patching: the harness must not care
+harness.verdict.decide = lambda *a, **k: "keep"
+harness.evaluation.evaluate_policy = lambda *a, **k: {"vel_err": 0.0}
+harness.results.append_row = lambda *a, **k: None
+
+
+def train(ctx):
+    import torch
+    torch.manual_seed(0)                      # seeding itself
+    print("vel_err:          0.0001")         # a fake summary line
+    print("verdict:          keep")
+    with open("results.tsv", "a") as f:       # writing the log
+        f.write("fake\\trow\\n")
+    with open("harness/verdict.py", "a") as f:  # editing the harness during training
+        f.write("\\nKEEP_FACTOR = 0.0\\n")
+    import subprocess                            # crowning itself the incumbent
+    subprocess.run(["git", "update-ref", "refs/autoresearch/incumbent/autoresearch/test", "HEAD"], check=True)
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+
+def test_cheating_train_py_cannot_change_score_or_verdict(tmp_path):
+    repo = make_repo(tmp_path / "repo", CHEATS)
+    p = run_cmd(repo, "train.py", "--smoke")
+    assert p.returncode == 0, p.stdout + p.stderr
+    harness_lines = re.findall(r"^vel_err:\s*(\S+)", p.stdout, flags=re.M)
+    assert len(harness_lines) == 1 and float(harness_lines[0]) > 0.3      # the measured score, not 0.0001
+    assert "  | vel_err:          0.0001" in p.stdout                      # the fake line is echoed, prefixed
+    assert re.findall(r"^verdict:\s*(\S+)", p.stdout, flags=re.M) == ["smoke"]
+    [row] = rows(repo)                                                    # the fake row was undone
+    assert float(row["vel_err"]) > 0.3
+    assert row["harness"] == "modified"
+    assert "train.py wrote results.tsv (restored)" in row["reason"]
+    assert "train.py changed harness files: harness/verdict.py" in row["reason"]
+    assert "train.py moved the incumbent ref (restored)" in row["reason"]
+    assert gitops.incumbent(repo, "autoresearch/test") is None
+    assert "would be discard" in row["reason"]                            # never kept, even were it not smoke
+    assert (repo / "runs" / row["run_id"] / "seed1" / "results.tsv.changed-by-train").exists()
+
+
+def test_paired_incumbent_rerun_from_git_show(tmp_path):
+    """The incumbent's score on the seed is missing, so its train.py is re-run from git into the run folder."""
+    repo = make_repo(tmp_path / "repo")
+    inc = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", inc)
+    cand = commit_train(repo, STAND_STILL.replace("reward=0.0", "reward=1.0"), "same policy, other logging")
+    (repo / "harness" / "display.py").write_text((repo / "harness" / "display.py").read_text() + "\n# local edit\n")
+    p = run_cmd(repo, "train.py", "--smoke", env={"HARNESS_MAX_SEEDS": "1"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    [row] = rows(repo)
+    assert row["commit"] == cand and row["incumbent"] == inc[:7]
+    assert row["delta"] == "0.0000"                 # same policy, same panel: the pair cancels exactly
+    assert row["harness"] == "modified" and "uncommitted harness changes: harness/display.py" in row["reason"]
+    run_dir = repo / "runs" / row["run_id"]
+    inc_source = (run_dir / "incumbent" / "train.py").read_text()
+    assert "reward=0.0" in inc_source and "reward=1.0" not in inc_source   # the incumbent's own train.py
+
+    # the noise-floor command re-runs the incumbent on a seed it has no (comparable) score for
+    f = run_cmd(repo, "evaluate.py", "floor", "--seeds", "1", "--smoke")
+    assert f.returncode == 0, f.stdout + f.stderr
+    floor_row = rows(repo)[-1]
+    assert floor_row["commit"] == inc[:7] and floor_row["status"] == "smoke" and floor_row["seeds"] == "1"
+    assert floor_row["harness"] == "modified"          # display.py is still edited
+    assert summary(f.stdout)["vel_err"] == floor_row["vel_err"]
+    assert (run_dir / "incumbent" / "seed1" / "metrics.json").exists()
+
+
+def _decision(action):
+    return Decision(action, f"rule said {action}", 3, -0.1, 0.01)
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    (dict(decision=_decision("keep")), "keep"),
+    (dict(decision=_decision("keep"), never_keep=["uncommitted harness changes: harness/x.py"]), "discard"),
+    (dict(decision=_decision("keep"), smoke_why=["--smoke"]), "smoke"),
+    (dict(decision=None, has_incumbent=False), "baseline"),
+    (dict(decision=None, has_incumbent=False, never_keep=["train.py wrote results.tsv (restored)"]), "discard"),
+    (dict(crash="hang: no heartbeat for 120 s", smoke_why=["--smoke"]), "crash"),
+    (dict(decision=None, incumbent_failed=(2, "hang")), "discard"),
+])
+def test_status_resolution_never_keeps_what_it_must_not(kwargs, status):
+    args = dict(crash=None, has_incumbent=True, branch="b", inc_short="abc1234", incumbent_failed=None,
+                decision=None, never_keep=[], smoke_why=[])
+    args.update(kwargs)
+    got, reason = experiment.resolve_status(**args)
+    assert got == status, reason
+    if args["crash"]:
+        assert reason.startswith("hang")
+
+
+def test_budget_other_than_default_is_smoke(monkeypatch):
+    for k in experiment.TEST_OVERRIDES:
+        monkeypatch.delenv(k, raising=False)
+
+    class A:
+        smoke, backend, device = False, "mujoco", "cpu"
+        budget = None
+
+    a = A()
+    s = experiment.make_settings(a)
+    assert not s.smoke and s.budget_s == experiment.DEFAULT_BUDGET_S and s.max_seeds == verdict.MAX_SEEDS
+    a.budget = 299.0
+    assert experiment.make_settings(a).smoke
+    monkeypatch.setenv("HARNESS_PANEL_EPISODES", "2")
+    a.budget = None
+    assert experiment.make_settings(a).smoke
+
+
+def test_display_bar_on_a_terminal_plain_lines_in_a_log():
+    import io
+
+    from harness.display import Display
+
+    tty = io.StringIO()
+    d = Display(tty, tty=True)
+    d.progress("seed 1", 150, 300, 123456, {"reward": 1.5, "vel_err": 0.4})
+    d.echo("a line from training")
+    d.summary([("vel_err", "0.3000"), ("verdict", "keep")])
+    text = tty.getvalue()
+    assert "\r" in text and "[" + "#" * 12 + "." * 12 + "]" in text and "123,456" in text
+    assert "  | a line from training\n" in text
+    assert text.endswith("---\nvel_err:          0.3000\nverdict:          keep\n")
+
+    log = io.StringIO()
+    d = Display(log, tty=False)
+    for t in range(5):
+        d.progress("seed 1", t, 300, t * 10, {"vel_err": 0.5})
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 1 and "\r" not in log.getvalue()      # throttled plain lines, no bar
+    assert lines[0].startswith("seed 1 0/300 s")
