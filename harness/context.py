@@ -62,8 +62,10 @@ class TrainContext:
         """A training environment; options are harness.config.EnvOptions fields, checked against the bounds."""
         opts = config.make_options(**options)
         env_seed = self.seed * 1000 + len(self._envs)  # distinct, harness-owned streams per env
+        self._beat(force=True)  # building can be slow (Isaac Lab scenes): beat on both sides of it
         env = backends.make_env(self.backend, opts, seed=env_seed, device=self.device)
         self._envs.append(env)
+        self._beat(force=True)
         return _SupervisedEnv(env, self)
 
     def env_steps(self) -> int:

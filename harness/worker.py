@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     try:
         import numpy as np
         import torch
+        import torch._dynamo  # noqa: F401  torch.optim imports it lazily (seconds); pay that before the clock
 
         from harness import backends
         from harness.context import TrainContext

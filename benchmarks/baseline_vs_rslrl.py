@@ -1,0 +1,207 @@
+"""The baseline train.py against rsl-rl-lib's OnPolicyRunner, same env, budget and seeds.
+
+    uv run python benchmarks/baseline_vs_rslrl.py                       # 3 seeds x 300 s each, both
+    uv run python benchmarks/baseline_vs_rslrl.py --seeds 1 --budget 600 --checkpoints 60 120 300 600 --only ours
+
+Each training runs in its own process (so thread settings and RNG state cannot leak between them),
+on the MuJoCo env with train.py's options and reward terms. rsl-rl uses Isaac Lab's Go2 flat PPO
+settings: [128,128,128] ELU, lr 1e-3 adaptive, 24 steps/env, 5 epochs, 4 mini-batches, entropy 0.01,
+clip 0.2, gamma 0.99, lambda 0.95, desired KL 0.01 (Isaac Lab's num_envs is 4096 on a GPU; here both
+use train.py's num_envs). Policies are scored by the harness's own evaluation on the fixed panel.
+
+Checkpoints: train.py has no budget-dependent schedule, so the policy it holds at t seconds is the
+policy a t-second budget would return. The benchmark records train.py's ActorCritic instance and
+exports snapshots at the requested times, giving the learning curve from one run per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RSL_RL_GO2_FLAT = {
+    "num_steps_per_env": 24,
+    "save_interval": 10**9,
+    "obs_groups": {"policy": ["policy"], "critic": ["policy"]},
+    "policy": {
+        "class_name": "ActorCritic",
+        "actor_hidden_dims": [128, 128, 128],
+        "critic_hidden_dims": [128, 128, 128],
+        "activation": "elu",
+        "init_noise_std": 1.0,
+        "actor_obs_normalization": False,   # Isaac Lab's Go2 runner: empirical_normalization=False
+        "critic_obs_normalization": False,
+    },
+    "algorithm": {
+        "class_name": "PPO",
+        "value_loss_coef": 1.0,
+        "use_clipped_value_loss": True,
+        "clip_param": 0.2,
+        "entropy_coef": 0.01,
+        "num_learning_epochs": 5,
+        "num_mini_batches": 4,
+        "learning_rate": 1e-3,
+        "schedule": "adaptive",
+        "gamma": 0.99,
+        "lam": 0.95,
+        "desired_kl": 0.01,
+        "max_grad_norm": 1.0,
+    },
+}
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _score(policy, path: Path) -> dict:
+    from harness.artifact import export_policy
+    from harness.evaluation import evaluate_policy
+
+    export_policy(policy, path)
+    m = evaluate_policy(path)
+    return {k: m[k] for k in ("vel_err", "yaw_err", "survival")}
+
+
+def run_ours(seed: int, budget: float, checkpoints: list[float], out: Path) -> dict:
+    import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (lazy import inside torch.optim; keep it out of the clock)
+
+    import train
+    from harness.context import TrainContext
+
+    models = []
+
+    class Recorded(train.ActorCritic):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            models.append(self)
+
+    train.ActorCritic = Recorded
+    snapshots, pending = {}, sorted(c for c in checkpoints if c < budget)
+    steps_at = {}
+
+    def send(message):
+        if message["type"] == "log" and pending and message["elapsed"] >= pending[0] and models:
+            t = pending.pop(0)
+            snapshots[t] = copy.deepcopy(train.Policy(models[-1])).cpu().eval()
+            steps_at[t] = message["env_steps"]
+
+    _seed_everything(seed)
+    ctx = TrainContext(seed, "cpu", "mujoco", budget, False, send)
+    ctx._start_clock()
+    policy = train.train(ctx)
+    snapshots[budget], steps_at[budget] = policy, ctx.env_steps()
+    return {str(int(t)): dict(_score(p, out / f"ours_{int(t)}.pt2"), env_steps=steps_at[t])
+            for t, p in sorted(snapshots.items())}
+
+
+def run_rslrl(seed: int, budget: float, out: Path) -> dict:
+    import torch
+    from torch import nn
+    import torch._dynamo  # noqa: F401
+    from rsl_rl.runners import OnPolicyRunner
+
+    import train
+    from harness import adapters, config
+
+    class Scalars:  # rsl-rl logs through a tensorboard-like writer; tensorboard is not a dependency
+        def add_scalar(self, *a, **k): pass
+        def flush(self): pass
+        def stop(self): pass
+
+    _seed_everything(seed)
+    options = config.make_options(**train.ENV_OPTIONS)
+    vec = adapters.make_rsl_rl_env(options, seed=seed * 1000, reward_fn=lambda s: train.compute_reward(s)[0])
+    runner = OnPolicyRunner(vec, copy.deepcopy(RSL_RL_GO2_FLAT), log_dir=str(out / "rslrl_log"), device="cpu")
+    runner.writer, runner.logger_type = Scalars(), "tensorboard"
+    start, first = time.monotonic(), True
+    while time.monotonic() - start < budget:  # one learning iteration at a time, under the same clock
+        runner.learn(num_learning_iterations=1, init_at_random_ep_len=first)
+        first = False
+    steps = runner.current_learning_iteration * RSL_RL_GO2_FLAT["num_steps_per_env"] * options.num_envs
+    ac = runner.alg.policy
+
+    class Exported(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.actor = ac.actor_obs_normalizer, ac.actor
+
+        def forward(self, obs):
+            return self.actor(self.norm(obs))
+
+    return {str(int(budget)): dict(_score(Exported().cpu().eval(), out / "rslrl.pt2"), env_steps=steps)}
+
+
+def _one(argv) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("which", choices=("ours", "rslrl"))
+    p.add_argument("seed", type=int)
+    p.add_argument("--budget", type=float)
+    p.add_argument("--checkpoints", type=float, nargs="*", default=[])
+    p.add_argument("--out")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    result = run_ours(a.seed, a.budget, a.checkpoints, out) if a.which == "ours" else run_rslrl(a.seed, a.budget, out)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--budget", type=float, default=300.0)
+    p.add_argument("--checkpoints", type=float, nargs="*", default=[60, 120])
+    p.add_argument("--only", choices=("ours", "rslrl"))
+    a = p.parse_args()
+    which = [a.only] if a.only else ["ours", "rslrl"]
+    results = {w: {} for w in which}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in a.seeds:
+            for w in which:
+                cmd = [sys.executable, __file__, "_one", w, str(seed), "--budget", str(a.budget), "--out", tmp]
+                if w == "ours":
+                    cmd += ["--checkpoints", *map(str, a.checkpoints)]
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+                if proc.returncode or not lines:
+                    sys.exit(f"{w} seed {seed} failed:\n{proc.stderr[-3000:]}")
+                results[w][seed] = json.loads(lines[-1][7:])
+                for t, m in results[w][seed].items():
+                    print(f"{w:6s} seed {seed} t={t:>4s}s  vel_err {m['vel_err']:.4f}  yaw_err {m['yaw_err']:.4f}  "
+                          f"survival {m['survival']:.2f}  env_steps {m['env_steps']}", flush=True)
+    print("\nmean over seeds", a.seeds)
+    for w in which:
+        for t in sorted({t for r in results[w].values() for t in r}, key=float):
+            rows = [r[t] for r in results[w].values() if t in r]
+            v = [m["vel_err"] for m in rows]
+            sd = statistics.stdev(v) if len(v) > 1 else 0.0
+            print(f"{w:6s} t={t:>4s}s  vel_err {statistics.mean(v):.4f} +- {sd:.4f} (n={len(v)})  "
+                  f"survival {statistics.mean(m['survival'] for m in rows):.2f}")
+    if len(which) == 2:
+        b = str(int(a.budget))
+        ours = statistics.mean(r[b]["vel_err"] for r in results["ours"].values())
+        theirs = statistics.mean(r[b]["vel_err"] for r in results["rslrl"].values())
+        print(f"\nours / rsl-rl vel_err at {b} s: {ours:.4f} / {theirs:.4f} = {ours / theirs:.3f} (lower is better)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_one":
+        _one(sys.argv[2:])
+    else:
+        main()
