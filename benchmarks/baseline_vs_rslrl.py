@@ -1,7 +1,7 @@
 """The baseline train.py against rsl-rl-lib's OnPolicyRunner, same env, budget and seeds.
 
     uv run python benchmarks/baseline_vs_rslrl.py                       # 3 seeds x 300 s each, both
-    uv run python benchmarks/baseline_vs_rslrl.py --seeds 1 --budget 600 --checkpoints 60 120 300 600 --only ours
+    uv run python benchmarks/baseline_vs_rslrl.py --extend-first-seed 600  # and the curve to 600 s on seed 1
 
 Each training runs in its own process (so thread settings and RNG state cannot leak between them),
 on the MuJoCo env with train.py's options and reward terms. rsl-rl uses Isaac Lab's Go2 flat PPO
@@ -95,6 +95,7 @@ def run_ours(seed: int, budget: float, checkpoints: list[float], out: Path) -> d
 
     train.ActorCritic = Recorded
     snapshots, pending = {}, sorted(c for c in checkpoints if c < budget)
+    # the 300 s score may come from a snapshot of a longer run (no schedule depends on the budget)
     steps_at = {}
 
     def send(message):
@@ -121,21 +122,18 @@ def run_rslrl(seed: int, budget: float, out: Path) -> dict:
     import train
     from harness import adapters, config
 
-    class Scalars:  # rsl-rl logs through a tensorboard-like writer; tensorboard is not a dependency
-        def add_scalar(self, *a, **k): pass
-        def flush(self): pass
-        def stop(self): pass
-
     _seed_everything(seed)
     options = config.make_options(**train.ENV_OPTIONS)
     vec = adapters.make_rsl_rl_env(options, seed=seed * 1000, reward_fn=lambda s: train.compute_reward(s)[0])
-    runner = OnPolicyRunner(vec, copy.deepcopy(RSL_RL_GO2_FLAT), log_dir=str(out / "rslrl_log"), device="cpu")
-    runner.writer, runner.logger_type = Scalars(), "tensorboard"
-    start, first = time.monotonic(), True
-    while time.monotonic() - start < budget:  # one learning iteration at a time, under the same clock
-        runner.learn(num_learning_iterations=1, init_at_random_ep_len=first)
-        first = False
-    steps = runner.current_learning_iteration * RSL_RL_GO2_FLAT["num_steps_per_env"] * options.num_envs
+    runner = OnPolicyRunner(vec, copy.deepcopy(RSL_RL_GO2_FLAT), log_dir=None, device="cpu")
+    # One learning iteration per learn() call, under the same clock as ours. Without this, every call
+    # would be rsl-rl's "last" iteration and save a checkpoint and its code state (tensorboard, git).
+    runner.disable_logs = True
+    start, iterations = time.monotonic(), 0
+    while time.monotonic() - start < budget:
+        runner.learn(num_learning_iterations=1, init_at_random_ep_len=iterations == 0)
+        iterations += 1
+    steps = iterations * RSL_RL_GO2_FLAT["num_steps_per_env"] * options.num_envs
     ac = runner.alg.policy
 
     class Exported(nn.Module):
@@ -168,15 +166,20 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=300.0)
     p.add_argument("--checkpoints", type=float, nargs="*", default=[60, 120])
     p.add_argument("--only", choices=("ours", "rslrl"))
+    p.add_argument("--extend-first-seed", type=float, default=None, metavar="SECONDS",
+                   help="train ours on the first seed this long, with a snapshot at --budget (the curve's tail)")
     a = p.parse_args()
     which = [a.only] if a.only else ["ours", "rslrl"]
     results = {w: {} for w in which}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds:
             for w in which:
-                cmd = [sys.executable, __file__, "_one", w, str(seed), "--budget", str(a.budget), "--out", tmp]
+                budget, checkpoints = a.budget, list(a.checkpoints)
+                if w == "ours" and seed == a.seeds[0] and a.extend_first_seed:
+                    budget, checkpoints = a.extend_first_seed, checkpoints + [a.budget]
+                cmd = [sys.executable, __file__, "_one", w, str(seed), "--budget", str(budget), "--out", tmp]
                 if w == "ours":
-                    cmd += ["--checkpoints", *map(str, a.checkpoints)]
+                    cmd += ["--checkpoints", *map(str, checkpoints)]
                 proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if proc.returncode or not lines:

@@ -10,8 +10,25 @@ from typing import Protocol
 
 import torch
 
+from harness import config
 from harness.config import EnvOptions
 from harness.state import RobotState
+
+
+def check_actions(actions, num_envs: int) -> torch.Tensor:
+    """Validate actions as step() promises: a finite float (N, 12) tensor. Returns a new float32
+    tensor clipped to +-ACTION_CLIP (the caller's tensor is untouched)."""
+    if not isinstance(actions, torch.Tensor):
+        raise ValueError(f"actions must be a torch.Tensor of shape ({num_envs}, 12), got {type(actions).__name__}")
+    if tuple(actions.shape) != (num_envs, config.NUM_JOINTS):
+        raise ValueError(f"actions must have shape ({num_envs}, 12), got {tuple(actions.shape)}")
+    if not actions.dtype.is_floating_point:
+        raise ValueError(f"actions must be a floating-point tensor (torch.float32), got {actions.dtype}")
+    finite = torch.isfinite(actions).all(dim=1)
+    if not finite.all():
+        bad = torch.nonzero(~finite).flatten()[:5].tolist()
+        raise ValueError(f"actions contain NaN or inf (envs {bad}...); expected finite values")
+    return actions.detach().to(torch.float32).clamp(-config.ACTION_CLIP, config.ACTION_CLIP)
 
 
 class QuadrupedEnv(Protocol):

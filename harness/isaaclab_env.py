@@ -37,6 +37,7 @@ import torch
 from harness import config
 from harness.backends import BackendError
 from harness.config import EnvOptions, OptionError
+from harness.env_api import check_actions
 from harness.state import RobotState, build_observation
 
 # --- fixed facts of the Isaac Lab task ---------------------------------------------------
@@ -648,7 +649,7 @@ class IsaacLabQuadrupedEnv:
         self._check_open()
         if self._needs_reset:
             raise RuntimeError("call env.reset() before env.step()")
-        actions = self._check_actions(actions)
+        actions = check_actions(actions, self.num_envs).to(self.device)
         self._last_actions = self._actions
         self._actions = actions
         self._captured = None
@@ -714,20 +715,6 @@ class IsaacLabQuadrupedEnv:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this environment was closed")
-
-    def _check_actions(self, actions) -> torch.Tensor:
-        n = self.num_envs
-        if not isinstance(actions, torch.Tensor):
-            raise ValueError(f"actions must be a torch.Tensor of shape ({n}, 12), got {type(actions).__name__}")
-        if actions.shape != (n, 12):
-            raise ValueError(f"actions must have shape ({n}, 12), got {tuple(actions.shape)}")
-        if not actions.dtype.is_floating_point:
-            raise ValueError(f"actions must be a floating-point tensor (torch.float32), got {actions.dtype}")
-        actions = actions.detach().to(self.device, torch.float32)
-        if not torch.isfinite(actions).all():
-            bad = torch.nonzero(~torch.isfinite(actions).all(dim=1)).flatten()[:5].tolist()
-            raise ValueError(f"actions contain NaN or inf (envs {bad}...); expected finite values")
-        return actions.clamp(-config.ACTION_CLIP, config.ACTION_CLIP)
 
     def _read(self, episode_step: torch.Tensor) -> RobotState:
         return read_robot_state(

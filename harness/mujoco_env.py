@@ -26,6 +26,7 @@ import torch
 from harness import config, robot
 from harness import terrain as terrain_mod
 from harness.config import EnvOptions, OptionError
+from harness.env_api import check_actions
 from harness.state import RobotState, build_observation
 
 _STAGE_VEL = mujoco.mjtStage.mjSTAGE_VEL.value
@@ -188,7 +189,7 @@ class MujocoQuadrupedEnv:
         self._check_open()
         if self._needs_reset:
             raise RuntimeError("call env.reset() before env.step()")
-        actions = self._check_actions(actions)
+        actions = check_actions(actions, self.num_envs).cpu().numpy()
 
         self._last_actions = self._actions
         self._actions = actions
@@ -281,21 +282,6 @@ class MujocoQuadrupedEnv:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this environment was closed")
-
-    def _check_actions(self, actions) -> np.ndarray:
-        n = self.num_envs
-        if not isinstance(actions, torch.Tensor):
-            raise ValueError(f"actions must be a torch.Tensor of shape ({n}, 12), got {type(actions).__name__}")
-        if tuple(actions.shape) != (n, 12):
-            raise ValueError(f"actions must have shape ({n}, 12), got {tuple(actions.shape)}")
-        if not actions.dtype.is_floating_point:
-            raise ValueError(f"actions must be a floating-point tensor (torch.float32), got {actions.dtype}")
-        a = actions.detach().to("cpu", torch.float32).numpy()
-        finite = np.isfinite(a).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)[:5].tolist()
-            raise ValueError(f"actions contain NaN or inf (envs {bad}...); expected finite values")
-        return np.clip(a, -config.ACTION_CLIP, config.ACTION_CLIP)  # a new array: the caller's is untouched
 
     def _physics_step(self) -> np.ndarray:
         """One policy step of physics; returns ids of simulations MuJoCo raised in."""

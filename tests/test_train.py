@@ -180,3 +180,40 @@ def test_exported_policy_matches_in_process_policy_with_normalisation(tmp_path):
     # the normalisation really is inside: without it the actions differ
     with torch.no_grad():
         assert not torch.allclose(model.actor(obs), loaded(obs))
+
+
+# --- learning is real -----------------------------------------------------------------
+
+
+class IterationLimitedContext:
+    """The harness's real TrainContext, stopped after a fixed number of iterations instead of a
+    clock, so the test does the same work on any machine."""
+
+    def __init__(self, iterations, seed=0):
+        from harness.context import TrainContext
+
+        self.errors = []
+        self.ctx = TrainContext(seed, "cpu", "mujoco", budget_s=1e9, smoke=True, send=self._record)
+        self.ctx.time_up = lambda: len(self.errors) >= iterations
+        self.ctx._start_clock()
+
+    def _record(self, message):
+        if message["type"] == "log":
+            self.errors.append(message["scalars"]["vel_err"])
+
+
+@pytest.mark.slow
+def test_a_short_run_lowers_the_training_tracking_error(monkeypatch):
+    monkeypatch.setattr(train, "ENV_OPTIONS", dict(train.ENV_OPTIONS, num_envs=LEARN_ENVS))
+    torch.manual_seed(0)
+    run = IterationLimitedContext(LEARN_ITERATIONS, seed=0)
+    policy = train.train(run.ctx)
+    first, last = sum(run.errors[:3]) / 3, sum(run.errors[-3:]) / 3
+    print(f"training vel_err: first 3 iterations {first:.3f}, last 3 {last:.3f}")
+    assert last < first - LEARN_MARGIN
+    assert isinstance(policy, torch.nn.Module)
+
+
+LEARN_ENVS = 256
+LEARN_ITERATIONS = 60
+LEARN_MARGIN = 0.1
