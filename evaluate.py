@@ -68,8 +68,8 @@ def run(train) -> None:
 
 def _score(argv) -> int:
     from harness import experiment
-    from harness.experiment import ARTIFACT_NAME
     from harness.display import Display
+    from harness.runs import ARTIFACT_NAME
     from harness.evaluation import EvalError, run_evaluation
 
     p = argparse.ArgumentParser(prog="uv run evaluate.py score")

@@ -14,9 +14,7 @@ import torch
 from torch import nn
 
 from harness import config
-
-ARTIFACT_NAME = "policy.pt2"
-META_FILE = "harness_meta.json"
+META_FILE = "harness_meta.json"   # the file name policies are saved under is harness.runs.ARTIFACT_NAME
 
 
 class ArtifactError(RuntimeError):

@@ -9,13 +9,8 @@ from __future__ import annotations
 import torch
 
 from harness.config import EnvOptions
-
-BACKENDS = ("mujoco", "isaaclab")
-DEFAULT_BACKEND = "mujoco"
-
-
-class BackendError(RuntimeError):
-    """The chosen backend cannot run here; the message says what to install."""
+from harness.env_api import BackendError
+from harness.runs import BACKENDS, DEFAULT_BACKEND  # noqa: F401
 
 
 def check_backend(name: str) -> str:

@@ -15,6 +15,10 @@ from harness.config import EnvOptions
 from harness.state import RobotState
 
 
+class BackendError(RuntimeError):
+    """The chosen backend cannot run here; the message says what to install."""
+
+
 def check_actions(actions, num_envs: int) -> torch.Tensor:
     """Validate actions as step() promises: a finite float (N, 12) tensor. Returns a new float32
     tensor clipped to +-ACTION_CLIP (the caller's tensor is untouched)."""

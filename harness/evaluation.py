@@ -211,9 +211,9 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="mujoco")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
-    from harness.worker import _die_with_parent
+    from harness.proc import die_with_parent
 
-    _die_with_parent()
+    die_with_parent()
     episodes, steps = panel_size()
     try:
         metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)

@@ -24,14 +24,8 @@ from pathlib import Path
 
 from harness import evaluation, gitops, results, supervisor, verdict
 from harness.display import Display
+from harness.runs import ARTIFACT_NAME, BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, new_run_id
 
-# Copies of harness.artifact.ARTIFACT_NAME and harness.backends.BACKENDS (a test keeps them equal):
-# importing those modules imports torch, which costs seconds that `apply` and git checks need not pay.
-ARTIFACT_NAME = "policy.pt2"
-BACKENDS = ("mujoco", "isaaclab")
-DEFAULT_BACKEND = "mujoco"
-
-DEFAULT_BUDGET_S = 300.0     # training wall-clock per seed; any other budget makes a smoke run
 SMOKE_BUDGET_S = 20.0
 BASELINE_SEEDS = 1           # the noise-floor run (`evaluate.py floor`) adds more
 FLOOR_SEEDS = 2
@@ -40,9 +34,6 @@ TEST_OVERRIDES = (
     "HARNESS_STARTUP_TIMEOUT_S", "HARNESS_HANG_TIMEOUT_S", "HARNESS_OVERRUN_MARGIN_S", "HARNESS_EXPORT_TIMEOUT_S",
     "HARNESS_PANEL_EPISODES", "HARNESS_EVAL_STEPS", "HARNESS_MAX_SEEDS",
 )
-RESULTS_FILE = "results.tsv"
-RUNS_DIR = "runs"
-
 
 class UsageError(RuntimeError):
     pass
@@ -107,15 +98,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=None, help=f"training seconds per seed (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available, else cpu")
-
-
-def _now_id(root: Path, commit_short: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_id, n = f"{stamp}-{commit_short}", 1
-    while (root / RUNS_DIR / run_id).exists():
-        n += 1
-        run_id = f"{stamp}-{commit_short}-{n}"
-    return run_id
 
 
 def _mean(xs):
@@ -319,7 +301,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     if inc and gitops.harness_differs(root, inc, head):
         harness_reasons.append(f"harness differs from the incumbent {inc_short}'s")
 
-    run_id = _now_id(root, head_short)
+    run_id = new_run_id(root, head_short)
     run_dir = root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True)
     cand_train = run_dir / "train.py"
@@ -442,7 +424,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
         harness_reasons.append(f"HEAD's harness differs from the incumbent {inc_short}'s")
     have = verdict.incumbent_scores(rows, inc_short, settings.backend, settings.budget_s)
     seeds = _missing_seeds(have, n_seeds)
-    run_id = _now_id(root, inc_short)
+    run_id = new_run_id(root, inc_short)
     run_dir = root / RUNS_DIR / run_id
     (run_dir).mkdir(parents=True)
     train_file = run_dir / "train.py"

@@ -35,9 +35,8 @@ import numpy as np
 import torch
 
 from harness import config
-from harness.backends import BackendError
 from harness.config import EnvOptions, OptionError
-from harness.env_api import check_actions
+from harness.env_api import BackendError, check_actions
 from harness.state import RobotState, build_observation
 
 # --- fixed facts of the Isaac Lab task ---------------------------------------------------

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from harness.experiment import RESULTS_FILE, RUNS_DIR  # the harness writes them under the current directory
+from harness.runs import ARTIFACT_NAME, RESULTS_FILE, RUNS_DIR, best_seed_dir
 
 PROGRESS_PNG = "progress.png"
 
@@ -60,16 +60,6 @@ COLOR_BEST_LINE = "#0b6b3a"
 # --- reading ---------------------------------------------------------------------------
 
 
-def load_rows(results_path: Path) -> list[dict[str, str]]:
-    """The rows of results.tsv ([] when the file is absent or empty), read by harness.results.
-
-    Raises harness.results.ResultsError (naming the file and line) for a corrupt file.
-    """
-    from harness.results import read_results
-
-    return read_results(results_path)
-
-
 def number(text: str | None) -> float | None:
     """A finite float from a results cell, or None for an empty or non-numeric one."""
     if text is None:
@@ -79,20 +69,6 @@ def number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def best_seed_dir(run_dir: Path, row: dict[str, str]) -> Path | None:
-    """The seed folder of a run whose policy scored best (by seed_scores), or any that has a policy."""
-    from harness.artifact import ARTIFACT_NAME as policy_file
-    from harness.results import parse_seed_scores
-
-    scores = {k: v for k, v in parse_seed_scores(row.get("seed_scores") or "").items() if v is not None}
-    for seed in sorted(scores, key=scores.get):
-        candidate = run_dir / f"seed{seed}"
-        if (candidate / policy_file).is_file():
-            return candidate
-    with_policy = sorted(p.parent for p in run_dir.glob(f"seed*/{policy_file}"))
-    return with_policy[0] if with_policy else None
 
 
 # --- the summary -----------------------------------------------------------------------
@@ -149,8 +125,6 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
 
     best = None
     if best_row is not None:
-        from harness.artifact import ARTIFACT_NAME
-
         policy = None
         run_dir = runs_dir / best_row.get("run_id", "")
         if run_dir.is_dir():
@@ -607,10 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     results_path = args.results
     runs_dir = args.runs or results_path.parent / RUNS_DIR
     png_path = args.out or results_path.parent / PROGRESS_PNG
-    from harness.results import ResultsError
+    from harness.results import ResultsError, read_results
 
     try:
-        rows = load_rows(results_path)
+        rows = read_results(results_path)
     except ResultsError as exc:
         msg = f"report: cannot read {results_path}: {exc}"
         if args.json:

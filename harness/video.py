@@ -349,11 +349,11 @@ class Target:
 
 def resolve_target(target: str | None, results: Path, runs: Path) -> Target:
     """A policy file from 'best' (the incumbent), a run id, a run or seed folder, or a policy file."""
-    from harness.artifact import ARTIFACT_NAME
-    from harness.report import best_seed_dir, load_rows
+    from harness.results import read_results
+    from harness.runs import ARTIFACT_NAME, best_seed_dir
 
     if not target or target == "best":
-        rows = load_rows(results)
+        rows = read_results(results)
         chain = [r for r in rows if r.get("status") in ("baseline", "keep") and r.get("vel_err")]
         if not chain:
             raise VideoError(f"{results} has no scored baseline or kept run yet; name a run id or a policy file")
@@ -375,7 +375,7 @@ def resolve_target(target: str | None, results: Path, runs: Path) -> Target:
     if path.is_dir():
         if (path / ARTIFACT_NAME).is_file():
             return Target(path / ARTIFACT_NAME, f"{path.parent.name}/{path.name}", path / VIDEO_NAME)
-        rows = [r for r in load_rows(results) if r.get("run_id") == path.name] if results.exists() else []
+        rows = [r for r in read_results(results) if r.get("run_id") == path.name] if results.exists() else []
         seed_dir = best_seed_dir(path, rows[-1] if rows else {})
         if seed_dir is not None:
             return Target(seed_dir / ARTIFACT_NAME, f"{path.name}/{seed_dir.name}", seed_dir / VIDEO_NAME)
@@ -387,7 +387,7 @@ def resolve_target(target: str | None, results: Path, runs: Path) -> Target:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from harness.report import RESULTS_FILE
+    from harness.runs import RESULTS_FILE
 
     p = argparse.ArgumentParser(
         prog="evaluate.py video",
@@ -410,7 +410,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    from harness.report import RUNS_DIR
+    from harness.runs import RUNS_DIR
 
     runs = args.runs or args.results.parent / RUNS_DIR
     # GL first: it is cheap to probe, and without it nothing else matters

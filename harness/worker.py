@@ -12,18 +12,17 @@ on the file descriptor in HARNESS_MSG_FD: start, beat, log, trained, done, or er
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib.util
 import json
 import os
 import random
-import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from harness.artifact import ARTIFACT_NAME
+from harness.proc import die_with_parent
+from harness.runs import ARTIFACT_NAME
 
 EXPORT_CHECK_BATCH = 8
 
@@ -48,14 +47,6 @@ class BadReturn(Exception):
 
 class NanPolicy(Exception):
     pass
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process if the supervisor dies (PR_SET_PDEATHSIG)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:
-        pass
 
 
 def _short_exception(e: BaseException) -> str:
@@ -96,7 +87,7 @@ def export(policy, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    _die_with_parent()
+    die_with_parent()
     p = argparse.ArgumentParser()
     p.add_argument("--train", required=True)
     p.add_argument("--seed", type=int, required=True)

@@ -16,7 +16,7 @@ import isaaclab_fakes as fk  # noqa: E402
 
 from harness import artifact, backends, config, evaluation  # noqa: E402
 from harness import isaaclab_env as ie  # noqa: E402
-from harness.backends import BackendError  # noqa: E402
+from harness.env_api import BackendError  # noqa: E402
 from harness.config import EnvOptions, OptionError  # noqa: E402
 from harness.panel import make_panel  # noqa: E402
 from harness.state import build_observation, obs_slices  # noqa: E402
