@@ -31,7 +31,7 @@ import torch
 
 from harness import config
 from harness.config import EnvOptions
-from harness.mujoco_env import MujocoQuadrupedEnv
+from harness.mujoco.env import MujocoQuadrupedEnv
 
 
 def raw_batch(model: mujoco.MjModel, n: int, nthread: int) -> mujoco.batch.Batch:

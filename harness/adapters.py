@@ -64,7 +64,7 @@ class QuadrupedVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         **options,
     ):
-        from harness.mujoco_env import MujocoQuadrupedEnv
+        from harness.mujoco.env import MujocoQuadrupedEnv
 
         opts = make_options(num_envs=num_envs, **options)
         kwargs = {} if max_episode_steps is None else {"episode_steps": int(max_episode_steps)}
@@ -179,6 +179,6 @@ class RslRlVecEnv(_RslVecEnv):
 
 def make_rsl_rl_env(options: EnvOptions, seed: int = 0, reward_fn: RewardFn | None = None, **kwargs) -> RslRlVecEnv:
     """The embedded MuJoCo env wrapped for rsl-rl."""
-    from harness.mujoco_env import MujocoQuadrupedEnv
+    from harness.mujoco.env import MujocoQuadrupedEnv
 
     return RslRlVecEnv(MujocoQuadrupedEnv(options, seed=seed, **kwargs), reward_fn)

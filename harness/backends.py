@@ -6,11 +6,14 @@ MuJoCo (CPU, embedded) is the default. Isaac Lab needs Isaac Sim booted before a
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from harness.config import EnvOptions
 from harness.env_api import BackendError
 from harness.runs import BACKENDS, DEFAULT_BACKEND  # noqa: F401
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_backend(name: str) -> str:
@@ -22,9 +25,9 @@ def check_backend(name: str) -> str:
 def start_backend(name: str, device: torch.device) -> None:
     """Boot the simulator application if the backend has one (Isaac Sim); MuJoCo has none."""
     if check_backend(name) == "isaaclab":
-        from harness import isaaclab_env
+        from harness.isaaclab.boot import start_app
 
-        isaaclab_env.start_app(device)
+        start_app(device)
 
 
 def make_env(
@@ -40,9 +43,9 @@ def make_env(
     the caller sets them with env.set_commands().
     """
     if check_backend(name) == "mujoco":
-        from harness.mujoco_env import MujocoQuadrupedEnv
+        from harness.mujoco.env import MujocoQuadrupedEnv
 
         return MujocoQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)
-    from harness import isaaclab_env
+    from harness.isaaclab.env import IsaacLabQuadrupedEnv
 
-    return isaaclab_env.IsaacLabQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)
+    return IsaacLabQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)

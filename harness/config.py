@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 
 # Our joint order, used everywhere (observations, actions, state). Leg by leg, hip to calf,
 # which is also MuJoCo's qpos order for our MJCF. Isaac Lab orders joints by type
-# (all hips, all thighs, all calves); harness/isaaclab_env.py maps between the two.
+# (all hips, all thighs, all calves); harness/isaaclab/read_state.py maps between the two.
 LEGS = ("FL", "FR", "RL", "RR")
 JOINT_NAMES = tuple(f"{leg}_{part}_joint" for leg in LEGS for part in ("hip", "thigh", "calf"))
 FOOT_NAMES = tuple(f"{leg}_foot" for leg in LEGS)
@@ -75,6 +75,7 @@ PANEL_SEED = 2_000_003         # never used for training (training seeds are sma
 PANEL_EPISODES = 64
 PANEL_SEGMENT_SECONDS = 5.0
 PANEL_ZERO_FRACTION = 0.10
+COMMAND_NAMES = ("lin_vel_x", "lin_vel_y", "ang_vel_z")   # v_x, v_y (m/s), yaw rate (rad/s), in that order
 PANEL_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-1.0, 1.0), "ang_vel_z": (-1.0, 1.0)}
 
 
@@ -127,7 +128,7 @@ class EnvOptions:
         return tuple(f.name for f in fields(cls))
 
 
-def _check_range(name: str, value, bound: tuple[float, float]) -> None:
+def check_range(name: str, value, bound: tuple[float, float]) -> None:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -155,16 +156,16 @@ def validate(o: EnvOptions) -> None:
     if not isinstance(o.initial_terrain_level, int):
         raise OptionError(f"initial_terrain_level must be an int, got {o.initial_terrain_level!r}")
     _check_scalar("initial_terrain_level", o.initial_terrain_level, BOUNDS["initial_terrain_level"])
-    for name in ("lin_vel_x", "lin_vel_y", "ang_vel_z"):
-        _check_range(name, getattr(o, name), BOUNDS["command_range"])
+    for name in COMMAND_NAMES:
+        check_range(name, getattr(o, name), BOUNDS["command_range"])
     _check_scalar("resample_seconds", o.resample_seconds, BOUNDS["resample_seconds"])
     _check_scalar("standing_fraction", o.standing_fraction, BOUNDS["standing_fraction"])
     if not isinstance(o.obs_noise, bool):
         raise OptionError(f"obs_noise must be True or False, got {o.obs_noise!r}")
     if o.friction_range is not None:
-        _check_range("friction_range", o.friction_range, BOUNDS["friction_range"])
+        check_range("friction_range", o.friction_range, BOUNDS["friction_range"])
     if o.added_mass_range is not None:
-        _check_range("added_mass_range", o.added_mass_range, BOUNDS["added_mass_range"])
+        check_range("added_mass_range", o.added_mass_range, BOUNDS["added_mass_range"])
     if o.push_interval_seconds is not None:
         _check_scalar("push_interval_seconds", o.push_interval_seconds, BOUNDS["push_interval_seconds"])
     _check_scalar("push_velocity", o.push_velocity, BOUNDS["push_velocity"])

@@ -235,7 +235,7 @@ def render_policy(
     import torch
 
     from harness.artifact import load_policy
-    from harness.mujoco_env import MujocoQuadrupedEnv
+    from harness.mujoco.env import MujocoQuadrupedEnv
     from harness.panel import make_panel
     from harness.state import obs_slices
 

@@ -1,4 +1,4 @@
-"""Stand-ins for the parts of Isaac Lab 2.3.2 that harness/isaaclab_env.py touches.
+"""Stand-ins for the parts of Isaac Lab 2.3.2 that harness/isaaclab/ touches.
 
 Isaac Sim cannot run here, so these mirror the real attribute names, shapes and call order,
 read from the isaaclab 2.3.2.post1 wheel's sources (paths below are inside
@@ -329,7 +329,7 @@ def push_by_setting_velocity(env, env_ids, velocity_range, asset_cfg=None):  # e
 
 
 def fake_terms():
-    from harness.isaaclab_env import IsaacTerms
+    from harness.isaaclab.task_config import IsaacTerms
 
     return IsaacTerms(RewardTermCfg, TerminationTermCfg, EventTermCfg, push_by_setting_velocity)
 

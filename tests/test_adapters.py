@@ -7,7 +7,7 @@ import torch
 
 from harness import adapters, config
 from harness.config import EnvOptions
-from harness.mujoco_env import MujocoQuadrupedEnv
+from harness.mujoco.env import MujocoQuadrupedEnv
 
 
 def test_gymnasium_make_vec():

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import isaaclab_fakes as fk  # noqa: E402
 
 from harness import artifact, backends, config, evaluation  # noqa: E402
-from harness import isaaclab_env as ie  # noqa: E402
+from harness.isaaclab import boot, read_state, self_check, task_config  # noqa: E402
+from harness.isaaclab import env as ienv  # noqa: E402
 from harness.env_api import BackendError  # noqa: E402
 from harness.config import EnvOptions, OptionError  # noqa: E402
 from harness.panel import make_panel  # noqa: E402
@@ -31,15 +32,15 @@ def _one_thread_and_no_open_env():
     torch.set_num_threads(1)  # tiny tensors: thread hand-offs cost more than the work
     yield
     torch.set_num_threads(threads)
-    ie._OPEN_ENV = None
+    ienv.release_process()
 
 
 def make(terrain="flat", n=4, external=False, seed=0, **options):
     opts = EnvOptions(num_envs=n, terrain=terrain, **options)
     cfg = fk.make_go2_cfg(terrain)
-    ie.configure_env_cfg(cfg, opts, seed=seed, device="cpu", external_commands=external, terms=fk.fake_terms())
+    task_config.configure_env_cfg(cfg, opts, seed=seed, device="cpu", external_commands=external, terms=fk.fake_terms())
     fake = fk.FakeManagerBasedRLEnv(cfg, seed=seed)
-    return ie.IsaacLabQuadrupedEnv.from_isaac_env(fake, opts, seed=seed, external_commands=external), fake
+    return ienv.IsaacLabQuadrupedEnv.from_isaac_env(fake, opts, seed=seed, external_commands=external), fake
 
 
 # --- backend switch, installation, EULA ---------------------------------------------------
@@ -57,35 +58,35 @@ def test_backend_switch_without_isaaclab_says_what_to_install():
         msg = str(err.value)
         for needle in ("isaaclab", "isaacsim", "not installed", "pip install", "2.3.2.post1", "Python 3.11"):
             assert needle in msg, (needle, msg)
-    assert "isaaclab" not in sys.modules and ie._APP is None
+    assert "isaaclab" not in sys.modules and boot.app() is None
 
 
 def test_eula_is_never_accepted_for_the_user(monkeypatch):
-    monkeypatch.setattr(ie, "check_installed", lambda: None)
+    monkeypatch.setattr(boot, "check_installed", lambda: None)
     for value in (None, "", "no", "maybe"):
         if value is None:
-            monkeypatch.delenv(ie.EULA_ENV_VAR, raising=False)
+            monkeypatch.delenv(boot.EULA_ENV_VAR, raising=False)
         else:
-            monkeypatch.setenv(ie.EULA_ENV_VAR, value)
+            monkeypatch.setenv(boot.EULA_ENV_VAR, value)
         with pytest.raises(BackendError, match="OMNI_KIT_ACCEPT_EULA=YES"):
-            ie.start_app(CPU)
-    assert "isaaclab" not in sys.modules and ie._APP is None
-    assert all(ie.eula_accepted({ie.EULA_ENV_VAR: v}) for v in ("YES", "y", "1", " Yes "))
-    assert not ie.eula_accepted({})
+            boot.start_app(CPU)
+    assert "isaaclab" not in sys.modules and boot.app() is None
+    assert all(boot.eula_accepted({boot.EULA_ENV_VAR: v}) for v in ("YES", "y", "1", " Yes "))
+    assert not boot.eula_accepted({})
 
 
 def test_isaac_device_strings():
-    assert ie.isaac_device(torch.device("cuda")) == "cuda:0"
-    assert ie.isaac_device("cuda:1") == "cuda:1"
-    assert ie.isaac_device(CPU) == "cpu"
+    assert boot.isaac_device(torch.device("cuda")) == "cuda:0"
+    assert boot.isaac_device("cuda:1") == "cuda:1"
+    assert boot.isaac_device(CPU) == "cpu"
 
 
 def test_one_isaac_env_per_process():
     env, fake = make()
     with pytest.raises(BackendError, match="one environment per process"):
-        ie.IsaacLabQuadrupedEnv(EnvOptions(num_envs=2), device="cpu")
+        ienv.IsaacLabQuadrupedEnv(EnvOptions(num_envs=2), device="cpu")
     env.close()
-    assert fake.closed and ie._OPEN_ENV is None
+    assert fake.closed and ienv.open_env() is None
     with pytest.raises(RuntimeError, match="closed"):
         env.reset()
 
@@ -94,7 +95,7 @@ def test_one_isaac_env_per_process():
 
 
 def test_joint_map_maps_isaac_type_major_order_to_ours_by_name():
-    jm = ie.resolve_joint_map(fk.ISAAC_JOINT_ORDER)
+    jm = read_state.resolve_joint_map(fk.ISAAC_JOINT_ORDER)
     assert jm.isaac_index.tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
     isaac_ids = torch.arange(12)
     assert [fk.ISAAC_JOINT_ORDER[i] for i in jm.to_ours(isaac_ids)] == list(config.JOINT_NAMES)
@@ -103,24 +104,24 @@ def test_joint_map_maps_isaac_type_major_order_to_ours_by_name():
     # any other articulation order resolves by name too
     perm = torch.randperm(12, generator=torch.Generator().manual_seed(3)).tolist()
     names = [config.JOINT_NAMES[i] for i in perm]
-    jm2 = ie.resolve_joint_map(names)
+    jm2 = read_state.resolve_joint_map(names)
     assert [names[i] for i in jm2.to_ours(torch.arange(12))] == list(config.JOINT_NAMES)
     for bad in (fk.ISAAC_JOINT_ORDER[:-1], (*fk.ISAAC_JOINT_ORDER[:-1], "FL_hip_joint"), (*fk.ISAAC_JOINT_ORDER, "x")):
         with pytest.raises(BackendError, match="expected Go2 joints"):
-            ie.resolve_joint_map(bad)
+            read_state.resolve_joint_map(bad)
 
 
 def test_bodies_are_resolved_by_name_in_any_order():
     for names in (fk.GO2_BODY_NAMES, tuple(reversed(fk.GO2_BODY_NAMES))):
         robot, contact = fk.FakeArticulation(2, body_names=names), fk.FakeContactSensor(2, body_names=names)
-        b = ie.resolve_bodies(robot, contact)
+        b = read_state.resolve_bodies(robot, contact)
         assert [names[i] for i in b.foot_bodies] == list(config.FOOT_NAMES)
         assert [names[i] for i in b.foot_sensor] == list(config.FOOT_NAMES)
         assert [names[i] for i in b.thigh_sensor] == ["FL_thigh", "FR_thigh", "RL_thigh", "RR_thigh"]
         assert [names[i] for i in b.base_sensor] == ["base"]
     no_foot = tuple(n for n in fk.GO2_BODY_NAMES if n != "RR_foot")
     with pytest.raises(BackendError, match="RR_foot"):
-        ie.resolve_bodies(fk.FakeArticulation(2, body_names=no_foot), fk.FakeContactSensor(2))
+        read_state.resolve_bodies(fk.FakeArticulation(2, body_names=no_foot), fk.FakeContactSensor(2))
 
 
 def _isaac_shaped_scene(n=3):
@@ -147,9 +148,9 @@ def _isaac_shaped_scene(n=3):
 def test_state_adapter_reads_isaac_buffers_into_our_order():
     robot, contact, foot = _isaac_shaped_scene()
     d, c = robot.data, contact.data
-    jm, bodies = ie.resolve_joint_map(robot.joint_names), ie.resolve_bodies(robot, contact)
+    jm, bodies = read_state.resolve_joint_map(robot.joint_names), read_state.resolve_bodies(robot, contact)
     acts, last = torch.randn(3, 12), torch.randn(3, 12)
-    s = ie.read_robot_state(robot, contact, jm, bodies, commands=torch.ones(3, 3), actions=acts, last_actions=last,
+    s = read_state.read_robot_state(robot, contact, jm, bodies, commands=torch.ones(3, 3), actions=acts, last_actions=last,
                             episode_step=torch.tensor([1, 2, 3]), terrain_level=torch.zeros(3, dtype=torch.long),
                             step_dt=0.02)
     for ours, isaac in (("joint_pos", "joint_pos"), ("joint_vel", "joint_vel"), ("joint_acc", "joint_acc"),
@@ -182,8 +183,8 @@ def test_state_adapter_reads_isaac_buffers_into_our_order():
 def test_ground_height_uses_nearest_scan_hit_and_ignores_misses():
     hits = torch.tensor([[[0.0, 0.0, 0.1], [1.0, 0.0, 0.5], [0.5, 0.0, float("inf")]]])
     points = torch.tensor([[[0.1, 0.0, 0.3], [0.9, 0.1, 0.3], [0.55, 0.0, 0.3]]])
-    assert torch.allclose(ie.ground_height(points, hits), torch.tensor([[0.1, 0.5, 0.5]]))
-    assert torch.equal(ie.ground_height(points, None), torch.zeros(1, 3))
+    assert torch.allclose(read_state.ground_height(points, hits), torch.tensor([[0.1, 0.5, 0.5]]))
+    assert torch.equal(read_state.ground_height(points, None), torch.zeros(1, 3))
 
 
 # --- the cfg edit ------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def test_ground_height_uses_nearest_scan_hit_and_ignores_misses():
 def _configured(terrain="rough", external=False, **options):
     cfg = fk.make_go2_cfg(terrain)
     opts = EnvOptions(num_envs=64, terrain=terrain, **options)
-    return ie.configure_env_cfg(cfg, opts, seed=7, device="cuda:0", external_commands=external,
+    return task_config.configure_env_cfg(cfg, opts, seed=7, device="cuda:0", external_commands=external,
                                 terms=fk.fake_terms()), opts
 
 
@@ -201,16 +202,16 @@ def test_cfg_rough_task_with_our_terrain_rewards_terminations_commands():
                             lin_vel_x=(-0.5, 1.5))
     assert (cfg.seed, cfg.sim.device, cfg.scene.num_envs) == (7, "cuda:0", 64)
     gen = cfg.scene.terrain.terrain_generator
-    assert tuple(gen.sub_terrains) == ie.ROUGH_SUB_TERRAINS          # no boxes, no stairs
+    assert tuple(gen.sub_terrains) == task_config.ROUGH_SUB_TERRAINS          # no boxes, no stairs
     assert gen.curriculum is True and gen.num_rows == config.TERRAIN_LEVELS and gen.seed == 7
     assert cfg.scene.terrain.max_init_terrain_level == 3
     assert cfg.scene.height_scanner is not None                       # kept: terrain height for the state
     rewards = {k: v for k, v in vars(cfg.rewards).items() if v is not None}
-    assert list(rewards) == [ie.HOOK_TERM]
-    assert rewards[ie.HOOK_TERM].func is ie.transition_hook and rewards[ie.HOOK_TERM].weight == 1.0
+    assert list(rewards) == [task_config.HOOK_TERM]
+    assert rewards[task_config.HOOK_TERM].func is task_config.transition_hook and rewards[task_config.HOOK_TERM].weight == 1.0
     terms = {k: v for k, v in vars(cfg.terminations).items() if v is not None}
-    assert set(terms) == {"time_out", "base_contact", ie.FLIP_TERM}
-    assert terms[ie.FLIP_TERM].func is ie.flipped_base and terms["base_contact"].params["threshold"] == 1.0
+    assert set(terms) == {"time_out", "base_contact", task_config.FLIP_TERM}
+    assert terms[task_config.FLIP_TERM].func is task_config.flipped_base and terms["base_contact"].params["threshold"] == 1.0
     assert all(v is None for v in vars(cfg.curriculum).values())
     cmd = cfg.commands.base_velocity
     assert cmd.heading_command is False and cmd.rel_heading_envs == 0.0 and cmd.ranges.heading is None
@@ -247,7 +248,7 @@ def test_cfg_refuses_a_task_that_is_not_the_harness_simulation():
     cfg = fk.make_go2_cfg("flat")
     cfg.decimation = 2
     with pytest.raises(BackendError, match="decimation=2"):
-        ie.configure_env_cfg(cfg, EnvOptions(), seed=0, device="cpu", external_commands=False, terms=fk.fake_terms())
+        task_config.configure_env_cfg(cfg, EnvOptions(), seed=0, device="cpu", external_commands=False, terms=fk.fake_terms())
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def test_flipped_base_terminates_and_nan_envs_are_reset_as_unstable():
     assert fake.episode_length_buf[2] == 0
     d = fake.scene["robot"].data
     d.root_quat_w[0] = torch.tensor([0.0, 1.0, 0.0, 0.0])            # upside down
-    assert ie.flipped_base(fake).tolist() == [True, False, False]
+    assert task_config.flipped_base(fake).tolist() == [True, False, False]
 
 
 def test_rough_terrain_levels_heights_and_pending_level_changes():
@@ -437,11 +438,11 @@ def panel_run():
         assert name == "isaaclab" and external_commands and options.terrain == config.EVAL_TERRAIN
         assert options.obs_noise is False and seed == config.PANEL_SEED
         cfg = fk.make_go2_cfg(options.terrain)
-        ie.configure_env_cfg(cfg, options, seed=seed, device="cpu", external_commands=True, terms=fk.fake_terms())
+        task_config.configure_env_cfg(cfg, options, seed=seed, device="cpu", external_commands=True, terms=fk.fake_terms())
         fake = fk.FakeManagerBasedRLEnv(cfg, seed=1)
         fake.base_contact_at = {FALL_STEP: [FALL_ENV]}
         made["fake"] = fake
-        made["env"] = _Recorder(ie.IsaacLabQuadrupedEnv.from_isaac_env(fake, options, seed, external_commands=True))
+        made["env"] = _Recorder(ienv.IsaacLabQuadrupedEnv.from_isaac_env(fake, options, seed, external_commands=True))
         return made["env"]
 
     mp = pytest.MonkeyPatch()
@@ -453,7 +454,7 @@ def panel_run():
     finally:
         mp.undo()
         torch.set_num_threads(threads)
-        ie._OPEN_ENV = None
+        ienv.release_process()
     return metrics, made["fake"], made["env"]
 
 
@@ -513,7 +514,7 @@ def test_env_construction_leaves_train_py_rng_streams_alone():
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    with ie.keep_global_rng():
+    with ienv.keep_global_rng():
         random.seed(99), np.random.seed(99), torch.manual_seed(99)   # what Isaac's configure_seed does
         torch.backends.cudnn.benchmark = not torch.backends.cudnn.benchmark
         benchmark_inside = torch.backends.cudnn.benchmark
@@ -530,8 +531,8 @@ def test_unmodified_train_py_trains_on_the_isaac_driver(monkeypatch):
     def make_env(name, options, seed, device, external_commands=False):
         assert name == "isaaclab" and not external_commands
         cfg = fk.make_go2_cfg(options.terrain)
-        ie.configure_env_cfg(cfg, options, seed=seed, device="cpu", external_commands=False, terms=fk.fake_terms())
-        return ie.IsaacLabQuadrupedEnv.from_isaac_env(fk.FakeManagerBasedRLEnv(cfg, seed=seed), options, seed)
+        task_config.configure_env_cfg(cfg, options, seed=seed, device="cpu", external_commands=False, terms=fk.fake_terms())
+        return ienv.IsaacLabQuadrupedEnv.from_isaac_env(fk.FakeManagerBasedRLEnv(cfg, seed=seed), options, seed)
 
     monkeypatch.setattr(backends, "make_env", make_env)
     ctx = TrainContext(seed=1, device=CPU, backend="isaaclab", budget_s=60.0, smoke=True)
@@ -550,27 +551,27 @@ def test_unmodified_train_py_trains_on_the_isaac_driver(monkeypatch):
 def test_self_check_cli_prints_one_parsable_line_or_says_what_is_missing(monkeypatch, capsys):
     import json
 
-    monkeypatch.setattr(ie, "self_check", lambda *a: {"terrain": a[0], "num_envs": a[1]})
-    assert ie.main(["--terrain", "rough", "--num-envs", "8"]) == 0
-    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(ie.SELF_CHECK_MARK)]
-    assert json.loads(line[0][len(ie.SELF_CHECK_MARK):]) == {"terrain": "rough", "num_envs": 8}
+    monkeypatch.setattr(self_check, "self_check", lambda *a: {"terrain": a[0], "num_envs": a[1]})
+    assert self_check.main(["--terrain", "rough", "--num-envs", "8"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(self_check.SELF_CHECK_MARK)]
+    assert json.loads(line[0][len(self_check.SELF_CHECK_MARK):]) == {"terrain": "rough", "num_envs": 8}
 
     def fail(*a):
         raise BackendError("isaacsim missing")
 
-    monkeypatch.setattr(ie, "self_check", fail)
-    assert ie.main([]) == 2 and "isaacsim missing" in capsys.readouterr().err
+    monkeypatch.setattr(self_check, "self_check", fail)
+    assert self_check.main([]) == 2 and "isaacsim missing" in capsys.readouterr().err
 
 # --- on a machine with Isaac Lab (a GPU workstation): the real thing ------------------------
 
 
 def _real_isaac_unavailable() -> str | None:
-    if ie.missing_packages():
-        return f"Isaac Lab is not installed ({', '.join(ie.missing_packages())} missing)"
+    if boot.missing_packages():
+        return f"Isaac Lab is not installed ({', '.join(boot.missing_packages())} missing)"
     if not torch.cuda.is_available():
         return "no CUDA device"
-    if not ie.eula_accepted():
-        return f"{ie.EULA_ENV_VAR} is not set to YES (the EULA is the user's to accept)"
+    if not boot.eula_accepted():
+        return f"{boot.EULA_ENV_VAR} is not set to YES (the EULA is the user's to accept)"
     return None
 
 
@@ -582,12 +583,12 @@ def test_real_isaac_lab_go2_boots_and_stands(terrain):
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.isaaclab_env", "--terrain", terrain, "--num-envs", "16", "--steps", "100"],
+        [sys.executable, "-m", "harness.isaaclab.self_check", "--terrain", terrain, "--num-envs", "16", "--steps", "100"],
         capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(ie.SELF_CHECK_MARK))
-    report = json.loads(line[len(ie.SELF_CHECK_MARK):])
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(self_check.SELF_CHECK_MARK))
+    report = json.loads(line[len(self_check.SELF_CHECK_MARK):])
     assert sorted(report["isaac_joint_order"]) == sorted(config.JOINT_NAMES)
     assert report["obs_shape"] == [16, 48] and report["state_finite"]
     assert report["terminations"] == 0

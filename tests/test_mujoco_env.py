@@ -8,7 +8,7 @@ import torch
 
 from harness import config
 from harness.config import EnvOptions, OptionError
-from harness.mujoco_env import MujocoQuadrupedEnv
+from harness.mujoco.env import MujocoQuadrupedEnv
 from harness.state import obs_slices
 
 ZERO = torch.zeros
@@ -82,8 +82,9 @@ def test_state_is_complete_and_body_frame():
     for name, shape in shapes.items():
         assert tuple(getattr(state, name).shape) == shape, name
     # a world-frame push along +x reads as +x in env 0's body frame and -y in env 1's (yawed +90 deg)
-    env._qvel[:, 0] = 1.0
-    env._batch.forward(None, stage=2)
+    qvel = env.qvel
+    qvel[:, 0] = 1.0
+    env.set_sim_state([0, 1], qvel=qvel)
     _, state, *_ = env.step(ZERO(2, 12))
     assert state.base_lin_vel[0, 0] > 0.5 and abs(float(state.base_lin_vel[0, 1])) < 0.2
     assert state.base_lin_vel[1, 1] < -0.5 and abs(float(state.base_lin_vel[1, 0])) < 0.2
@@ -207,7 +208,7 @@ def test_command_sampling_ranges_and_standing_fraction():
         assert moving[:, i].min() >= lo and moving[:, i].max() <= hi
         assert moving[:, i].max() - moving[:, i].min() > 0.8 * (hi - lo)
     env.set_command_ranges(lin_vel_x=(-0.1, 0.0))
-    env._sample_commands(torch.arange(600))
+    env.reset()                                   # every env draws new commands from the new range
     assert env.commands[:, 0].min() >= -0.1 and env.commands[:, 0].max() <= 0.0
     with pytest.raises(OptionError):
         env.set_command_ranges(lin_vel_x=(-3.0, 0.0))
@@ -236,9 +237,10 @@ def test_flipped_robot_terminates():
     env = make(num_envs=2, obs_noise=False)
     env.reset()
     run_zero(env, 5)
-    env._qpos[0, 2] = 0.5
-    env._qpos[0, 3:7] = [0.0, 1.0, 0.0, 0.0]  # upside down
-    env._batch.forward([0], stage=2)
+    qpos = env.qpos[:1]
+    qpos[0, 2] = 0.5
+    qpos[0, 3:7] = [0.0, 1.0, 0.0, 0.0]  # upside down
+    env.set_sim_state([0], qpos=qpos)
     obs, state, term, trunc, info = env.step(ZERO(2, 12))
     assert term.tolist() == [True, False] and trunc.tolist() == [False, False]
     assert state.projected_gravity[0, 2] > 0.9          # pre-reset state: still flipped
@@ -250,9 +252,10 @@ def test_trunk_contact_terminates():
     env = make(num_envs=1)
     env.reset()
     folded = torch.tensor([0.0, 3.1, -0.9] * 4)  # legs pointing up: the belly lands on the floor
-    env._qpos[0, 2] = 0.12
-    env._qpos[0, 7:] = folded.double().numpy()
-    env._batch.forward([0], stage=2)
+    qpos = env.qpos
+    qpos[0, 2] = 0.12
+    qpos[0, 7:] = folded.double().numpy()
+    env.set_sim_state([0], qpos=qpos)
     hold = ((folded - torch.tensor(config.DEFAULT_JOINT_POS)) / config.ACTION_SCALE).unsqueeze(0)
     for _ in range(30):
         _, state, term, *_ = env.step(hold)
@@ -283,7 +286,9 @@ def test_unstable_simulation_is_reset_and_counted(poison):
     env = make(num_envs=3, obs_noise=False)
     env.reset()
     run_zero(env, 3)
-    env._qvel[1, 6:] = poison
+    qvel = env.qvel[1:2]
+    qvel[0, 6:] = poison
+    env.set_sim_state([1], qvel=qvel)
     obs, state, term, trunc, info = env.step(ZERO(3, 12))
     assert info["unstable"] == 1
     assert term.tolist() == [False, True, False]
@@ -337,7 +342,7 @@ def test_rough_terrain_levels_apply_at_next_reset():
     run_zero(env, 4)  # time-out resets everyone
     assert env.terrain_levels.tolist() == [0, 9, 5, 5, 5, 5]
     # each env spawns on its own tile: x follows the level, y the terrain type
-    x = env._qpos[:, 0]
+    x = env.qpos[:, 0]
     assert x[1] > x[2] > x[0]
     _, state, *_ = env.step(ZERO(6, 12))
     assert (state.terrain_level == torch.tensor([0, 9, 5, 5, 5, 5])).all()
@@ -348,8 +353,8 @@ def test_domain_randomisation_and_pushes():
     env = make(num_envs=8, friction_range=(0.3, 1.2), added_mass_range=(-1.0, 3.0),
                push_interval_seconds=2.0, push_velocity=1.0, obs_noise=False)
     env.reset()
-    mu = env._friction[:, env.index.foot_geoms, 0]
-    mass = env._body_mass[:, env.index.trunk_body]
+    mu = env.foot_friction()
+    mass = env.trunk_mass()
     assert (mu >= 0.3).all() and (mu <= 1.2).all() and len(np.unique(mu[:, 0])) == 8
     assert (mass >= 6.921 - 1.0 - 1e-9).all() and (mass <= 6.921 + 3.0 + 1e-9).all() and np.ptp(mass) > 0.5
     speeds = []
@@ -359,19 +364,19 @@ def test_domain_randomisation_and_pushes():
     assert torch.stack(speeds).max(dim=0).values.min() > 0.1
 
     plain = make(num_envs=2)
-    assert plain._friction is None and plain._body_mass is None and plain._push_steps is None
+    assert (plain.foot_friction() == 0.8).all() and (plain.trunk_mass() == plain.model.body_mass[plain.index.trunk_body]).all()
 
 
 def test_reset_yaw_and_get_data_for_rendering():
     env = make(num_envs=2, obs_noise=False)
     env.reset(yaw=torch.tensor([0.5, -2.0]))
-    quat = env._qpos[:, 3:7]
+    quat = env.qpos[:, 3:7]
     np.testing.assert_allclose(2 * np.arctan2(quat[:, 3], quat[:, 0]), [0.5, -2.0], atol=1e-9)
     run_zero(env, 3)
     data = env.get_data(1)
-    np.testing.assert_array_equal(data.qpos, env._qpos[1])
+    np.testing.assert_array_equal(data.qpos, env.qpos[1])
     trunk = env.model.body("trunk").id
-    np.testing.assert_allclose(data.xpos[trunk], env._qpos[1, :3], atol=1e-9)  # forward computed
+    np.testing.assert_allclose(data.xpos[trunk], env.qpos[1, :3], atol=1e-9)  # forward computed
     assert env.model.camera("track").id >= 0
     with pytest.raises(ValueError, match="yaw"):
         env.reset(yaw=torch.zeros(3))
@@ -380,7 +385,7 @@ def test_reset_yaw_and_get_data_for_rendering():
 def test_frame_rotations_match_mujoco():
     import mujoco
 
-    from harness.mujoco_env import _projected_gravity, _rotate_inverse
+    from harness.mujoco.env import _projected_gravity, _rotate_inverse
 
     rng = np.random.default_rng(0)
     q = rng.normal(size=(6, 4))

@@ -4,7 +4,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from harness import config, robot, terrain
+from harness import config
+from harness.mujoco import robot, terrain
 
 
 @pytest.fixture(scope="module")

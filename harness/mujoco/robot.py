@@ -1,8 +1,8 @@
 """The robot model: load our MJCF, put it on the chosen terrain, compile, look up ids.
 
-The MJCF (harness/assets/quadruped.xml) holds the robot, its actuators and sensors, the
+The MJCF (harness/mujoco/assets/quadruped.xml) holds the robot, its actuators and sensors, the
 look (materials, skybox, light, the "track" camera) and a flat floor plane. For rough
-terrain the plane is swapped for one heightfield geom built from harness.terrain.
+terrain the plane is swapped for one heightfield geom built from harness.mujoco.terrain.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import mujoco
 import numpy as np
 
 from harness import config
-from harness.terrain import Terrain
+from harness.mujoco.terrain import Terrain
 
 ASSET = Path(__file__).parent / "assets" / "quadruped.xml"
 FOOT_RADIUS = 0.022

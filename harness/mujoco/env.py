@@ -23,10 +23,12 @@ import mujoco.batch
 import numpy as np
 import torch
 
-from harness import config, robot
-from harness import terrain as terrain_mod
+from harness import config
 from harness.config import EnvOptions, OptionError
-from harness.env_api import check_actions
+from harness.env_api import (check_actions, check_command_ranges, check_commands, check_levels, check_options,
+                             check_yaw, zero_unstable_rows)
+from harness.mujoco import robot
+from harness.mujoco import terrain as terrain_mod
 from harness.state import RobotState, build_observation
 
 _STAGE_VEL = mujoco.mjtStage.mjSTAGE_VEL.value
@@ -84,9 +86,7 @@ class MujocoQuadrupedEnv:
         nthread: int = 0,
         episode_steps: int = config.EPISODE_STEPS,
     ):
-        if not isinstance(options, EnvOptions):
-            raise OptionError(f"options must be a harness.config.EnvOptions, got {type(options).__name__}")
-        config.validate(options)
+        check_options(options)
         if isinstance(episode_steps, bool) or not isinstance(episode_steps, int) or episode_steps <= 0:
             raise OptionError(f"episode_steps must be a positive int, got {episode_steps!r}")
         if isinstance(nthread, bool) or not isinstance(nthread, int) or nthread < 0:
@@ -128,8 +128,7 @@ class MujocoQuadrupedEnv:
         self._obs_gen = torch.Generator()                            # observation noise (CPU)
         self._obs_gen.manual_seed(self.seed + 7919)
 
-        names = ("lin_vel_x", "lin_vel_y", "ang_vel_z")
-        self._ranges = {k: tuple(float(v) for v in getattr(options, k)) for k in names}
+        self._ranges = {k: tuple(float(v) for v in getattr(options, k)) for k in config.COMMAND_NAMES}
         self._resample_steps = max(1, int(round(options.resample_seconds / config.CONTROL_DT)))
         self._push_steps = (
             None if options.push_interval_seconds is None
@@ -174,9 +173,7 @@ class MujocoQuadrupedEnv:
         self._check_open()
         n = self.num_envs
         if yaw is not None:
-            yaw = torch.as_tensor(yaw).detach().cpu().double().reshape(-1).numpy()
-            if yaw.shape[0] != n or not np.isfinite(yaw).all():
-                raise ValueError(f"yaw must be {n} finite angles (one per env), got shape {yaw.shape}")
+            yaw = check_yaw(yaw, n, torch.float64).cpu().numpy()
         if not self.external_commands:
             self._commands[:] = 0.0
         self._reset_envs(np.arange(n), yaw)
@@ -205,7 +202,7 @@ class MujocoQuadrupedEnv:
         state = self._make_state(kin, contacts, first_contact)
         n_unstable = int(unstable.sum())
         if n_unstable:
-            state = _zero_rows(state, unstable)
+            state = zero_unstable_rows(state, torch.from_numpy(unstable))
 
         trunk = contacts[0][:, 8] > config.CONTACT_FORCE_THRESHOLD
         flipped = kin["projected_gravity"][:, 2] > config.FLIP_GRAVITY_Z
@@ -230,26 +227,16 @@ class MujocoQuadrupedEnv:
         return obs, state, t(terminated), t(time_out), info
 
     def set_commands(self, commands: torch.Tensor, env_ids: torch.Tensor | None = None) -> None:
-        commands = torch.as_tensor(commands).detach().cpu().float().numpy()
-        ids = np.arange(self.num_envs) if env_ids is None else torch.as_tensor(env_ids).cpu().long().reshape(-1).numpy()
-        if commands.shape != (len(ids), 3) or not np.isfinite(commands).all():
-            raise ValueError(f"commands must be a finite ({len(ids)}, 3) tensor, got shape {tuple(commands.shape)}")
-        self._commands[ids] = commands
+        commands, ids = check_commands(commands, env_ids, self.num_envs)
+        self._commands[ids.cpu().numpy()] = commands.cpu().numpy()
 
     def set_command_ranges(self, **ranges: tuple[float, float]) -> None:
-        for name, value in ranges.items():
-            if name not in self._ranges:
-                raise OptionError(f"unknown command range {name!r}; choose from {sorted(self._ranges)}")
-            config._check_range(name, value, config.BOUNDS["command_range"])
-        for name, value in ranges.items():
-            self._ranges[name] = (float(value[0]), float(value[1]))
+        self._ranges.update(check_command_ranges(ranges))
 
     def set_terrain_levels(self, levels: torch.Tensor) -> None:
-        levels = torch.as_tensor(levels).detach().cpu().long().reshape(-1).numpy()
-        if levels.shape[0] != self.num_envs:
-            raise ValueError(f"levels must have one entry per env ({self.num_envs}), got {levels.shape[0]}")
+        levels = check_levels(levels, self.num_envs).cpu().numpy()
         if self.terrain.kind == "rough":
-            self._pending_levels = np.clip(levels, 0, self.terrain.levels - 1)
+            self._pending_levels = levels
 
     def set_episode_steps(self, steps: torch.Tensor) -> None:
         """Overwrite each env's progress through its episode (rsl-rl spreads time-outs this way)."""
@@ -268,7 +255,7 @@ class MujocoQuadrupedEnv:
         self._closed = True
         self._batch = None
 
-    # --- rendering ---------------------------------------------------------------------------
+    # --- the simulation itself (rendering, tests) -------------------------------------------
 
     def get_data(self, i: int) -> mujoco.MjData:
         """Env i's MjData, forward computed (for rendering)."""
@@ -276,6 +263,39 @@ class MujocoQuadrupedEnv:
         data = self._batch.get_data(int(i))
         mujoco.mj_forward(self._batch.get_model(int(i)), data)
         return data
+
+    @property
+    def qpos(self) -> np.ndarray:
+        """(N, nq) copy of the generalised positions: base xyz, base quaternion (w x y z), 12 joints."""
+        return self._qpos.copy()
+
+    @property
+    def qvel(self) -> np.ndarray:
+        """(N, nv) copy of the generalised velocities (base linear and angular in world axes, 12 joints)."""
+        return self._qvel.copy()
+
+    def set_sim_state(self, env_ids, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None) -> None:
+        """Put envs' simulations in a given state (rows of qpos / qvel for env_ids) and recompute
+        their kinematics, as if physics had brought them there; the next step() continues from it."""
+        self._check_open()
+        ids = np.asarray(env_ids, dtype=np.int64).reshape(-1)
+        if qpos is not None:
+            self._qpos[ids] = qpos
+        if qvel is not None:
+            self._qvel[ids] = qvel
+        self._batch.forward(ids, stage=_STAGE_VEL)
+
+    def foot_friction(self) -> np.ndarray:
+        """(N, 4) friction of each env's feet (drawn at reset when options.friction_range is set)."""
+        if self._friction is None:
+            return np.tile(self.model.geom_friction[self.index.foot_geoms, 0], (self.num_envs, 1))
+        return self._friction[:, self.index.foot_geoms, 0].copy()
+
+    def trunk_mass(self) -> np.ndarray:
+        """(N,) trunk mass of each env, kg (drawn at reset when options.added_mass_range is set)."""
+        if self._body_mass is None:
+            return np.full(self.num_envs, self._base_trunk_mass)
+        return self._body_mass[:, self.index.trunk_body].copy()
 
     # --- stepping ------------------------------------------------------------------------------
 
@@ -448,8 +468,8 @@ class MujocoQuadrupedEnv:
     def _sample_commands(self, ids) -> None:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         k, rng = len(ids), self._rng
-        lo = np.array([self._ranges[n][0] for n in ("lin_vel_x", "lin_vel_y", "ang_vel_z")])
-        hi = np.array([self._ranges[n][1] for n in ("lin_vel_x", "lin_vel_y", "ang_vel_z")])
+        lo = np.array([self._ranges[n][0] for n in config.COMMAND_NAMES])
+        hi = np.array([self._ranges[n][1] for n in config.COMMAND_NAMES])
         cmd = rng.uniform(lo, hi, (k, 3))
         cmd[rng.random(k) < self.options.standing_fraction] = 0.0
         self._commands[ids] = cmd
@@ -466,12 +486,3 @@ class MujocoQuadrupedEnv:
         # the persistent batch continues from stages computed before the push: recompute them
         self._batch.forward(due, stage=_STAGE_VEL)
 
-
-def _zero_rows(state: RobotState, rows: np.ndarray) -> RobotState:
-    """state with the rows of blown-up simulations zeroed (never NaN into rewards)."""
-    mask = torch.from_numpy(rows).to(state.base_lin_vel.device)
-    for k, v in vars(state).items():
-        if isinstance(v, torch.Tensor) and v.dtype.is_floating_point and k != "default_joint_pos":
-            torch.nan_to_num_(v, nan=0.0, posinf=0.0, neginf=0.0)
-            v[mask] = 0.0
-    return state
