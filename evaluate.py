@@ -70,7 +70,7 @@ def _score(argv) -> int:
     from harness import experiment
     from harness.display import Display
     from harness.runs import ARTIFACT_NAME
-    from harness.evaluation import EvalError, run_evaluation
+    from harness.scoring import EvalError, run_evaluation
 
     p = argparse.ArgumentParser(prog="uv run evaluate.py score")
     p.add_argument("path", help="a run folder, a seed folder, or a policy artifact")

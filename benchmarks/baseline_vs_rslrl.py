@@ -72,7 +72,7 @@ def _seed_everything(seed: int) -> None:
 
 def _score(policy, path: Path) -> dict:
     from harness.artifact import export_policy
-    from harness.evaluation import evaluate_policy
+    from harness.scoring import evaluate_policy
 
     export_policy(policy, path)
     m = evaluate_policy(path)

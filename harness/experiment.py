@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import evaluation, gitops, results, supervisor, verdict
+from harness import gitops, results, scoring, supervisor, verdict
 from harness.display import Display
 from harness.runs import ARTIFACT_NAME, BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, new_run_id
 
@@ -141,9 +141,9 @@ class Session:
         if r.ok:
             d.line(f"{label}: trained {w.train_s:.1f} s ({w.env_steps:,} env steps, start-up {w.startup_s:.1f} s); scoring")
             try:
-                r.metrics = evaluation.run_evaluation(seed_dir / ARTIFACT_NAME, seed_dir / "metrics.json",
+                r.metrics = scoring.run_evaluation(seed_dir / ARTIFACT_NAME, seed_dir / "metrics.json",
                                                       s.backend, s.device, log_path=seed_dir / "eval.log")
-            except evaluation.EvalError as e:
+            except scoring.EvalError as e:
                 r.ok, r.reason = False, str(e)
         self._plot(seed_dir)
         if r.ok:

@@ -203,14 +203,6 @@ def _trunk_yaw(data, body_id: int) -> float:
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
-def eval_options():
-    """The evaluation environment's options (harness/evaluation.py), with one environment."""
-    from harness.config import EnvOptions
-
-    # evaluate_policy() builds EnvOptions(num_envs=E, terrain=EVAL_TERRAIN, obs_noise=False)
-    return EnvOptions(num_envs=1, terrain=config.EVAL_TERRAIN, obs_noise=False)
-
-
 def render_policy(
     policy_path: str | Path,
     out_path: str | Path,
@@ -224,9 +216,9 @@ def render_policy(
 ) -> dict:
     """Roll the policy out on panel episode `episode` for `seconds` and write an MP4 (or a GIF for *.gif).
 
-    The rollout follows harness/evaluation.py: same options, env seed, commands, start heading
-    and observation patching, one environment instead of the panel's batch (so it is the same
-    task, not a bit-identical replay of the scored episode). It stops at a fall.
+    The walk is harness.rollout's, the one scoring runs: same options, env seed, commands, start
+    heading and observation patching, on one environment instead of the panel's batch (so it is
+    the scored task, not a bit-identical replay of the scored episode). It stops at a fall.
 
     The caller must have chosen the GL backend (use_gl_backend) before mujoco is imported.
     Returns {"path", "frames", "seconds", "fell_at" (s or None), "vel_err" (mean over the steps rolled)}.
@@ -237,7 +229,7 @@ def render_policy(
     from harness.artifact import load_policy
     from harness.mujoco.env import MujocoQuadrupedEnv
     from harness.panel import make_panel
-    from harness.state import obs_slices
+    from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, eval_options, panel_rollout
 
     out_path = Path(out_path)
     panel = make_panel()
@@ -248,9 +240,9 @@ def render_policy(
     fps_real = 1.0 / (every * config.CONTROL_DT)
 
     policy = load_policy(policy_path)
-    cmd_slot = obs_slices()["velocity_commands"]
-    env = MujocoQuadrupedEnv(eval_options(), seed=config.PANEL_SEED if seed is None else seed,
-                             device=torch.device("cpu"), external_commands=True, nthread=1)
+    cpu = torch.device("cpu")
+    env = MujocoQuadrupedEnv(eval_options(1), seed=EVAL_ENV_SEED if seed is None else seed,
+                             device=cpu, external_commands=True, nthread=1)
     try:
         model = env.model
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
@@ -263,20 +255,10 @@ def render_policy(
             raise VideoError(f"could not create an offscreen renderer ({exc}). {INSTALL_HINT}") from exc
         trunk = model.body("trunk").id
         frames: list[np.ndarray] = []
-        ep = slice(episode, episode + 1)
-        obs = env.reset(yaw=panel.start_yaw[ep])
+        walk = panel_rollout(policy, env, panel, steps, cpu, episodes=slice(episode, episode + 1))
         err_sum, fell_at, n = 0.0, None, 0
         try:
-            for step in range(steps):
-                command = panel.command_at(step)[ep]
-                env.set_commands(command)
-                obs = obs.clone()
-                obs[:, cmd_slot] = command  # the observation carries the command in force now
-                with torch.no_grad():
-                    action = policy(obs)
-                if not torch.isfinite(action).all():
-                    raise VideoError(f"the policy output NaN/inf actions at step {step}")
-                obs, state, terminated, truncated, _ = env.step(action.float())
+            for step, command, state, terminated, _, _ in walk:
                 actual = torch.cat([state.base_lin_vel[0, :2], state.base_ang_vel[0, 2:3]]).numpy()
                 cmd = command[0].numpy()
                 n += 1
@@ -302,7 +284,10 @@ def render_policy(
                 actual_end = base + lift + _planar_world(actual[:2], yaw)
                 _add_arrow(renderer.scene, base + lift, actual_end, COLOR_ACTUAL, 0.016)
                 frames.append(draw_overlay(renderer.render(), overlay))
+        except NonFiniteActions as e:
+            raise VideoError(str(e)) from None
         finally:
+            walk.close()
             renderer.close()
     finally:
         env.close()

@@ -132,11 +132,11 @@ def test_faults_give_crash_rows_and_apply_resets_keeping_every_row(repo):
 
 CHEATS = """
 import evaluate
-import harness.verdict, harness.evaluation, harness.results
+import harness.verdict, harness.scoring, harness.results
 
 # module-scope monkey-patching: the harness must not care
 harness.verdict.decide = lambda *a, **k: "keep"
-harness.evaluation.evaluate_policy = lambda *a, **k: {"vel_err": 0.0}
+harness.scoring.evaluate_policy = lambda *a, **k: {"vel_err": 0.0}
 harness.results.append_row = lambda *a, **k: None
 
 

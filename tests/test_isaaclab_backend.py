@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import isaaclab_fakes as fk  # noqa: E402
 
-from harness import artifact, backends, config, evaluation  # noqa: E402
+from harness import artifact, backends, config, scoring  # noqa: E402
 from harness.isaaclab import boot, read_state, self_check, task_config  # noqa: E402
 from harness.isaaclab import env as ienv  # noqa: E402
 from harness.env_api import BackendError  # noqa: E402
@@ -429,7 +429,7 @@ FALL_STEP, FALL_ENV = 400, 1
 
 @pytest.fixture(scope="module")
 def panel_run():
-    """One full 20 s panel (4 episodes) through harness.evaluation.evaluate_policy on the Isaac driver."""
+    """One full 20 s panel (4 episodes) through harness.scoring.evaluate_policy on the Isaac driver."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     made = {}
@@ -450,7 +450,7 @@ def panel_run():
     mp.setattr(backends, "make_env", make_env)
     mp.setattr(artifact, "load_policy", lambda path: _TinyPolicy().eval())
     try:
-        metrics = evaluation.evaluate_policy("unused.pt2", backend="isaaclab", device="cpu", episodes=4)
+        metrics = scoring.evaluate_policy("unused.pt2", backend="isaaclab", device="cpu", episodes=4)
     finally:
         mp.undo()
         torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness import artifact
-from harness.evaluation import EvalError, evaluate_policy, gait_flags
+from harness.scoring import EvalError, evaluate_policy, gait_flags
 from harness.panel import make_panel, standing_still_error
 
 EPISODES, STEPS = 2, 100

@@ -1,10 +1,10 @@
 """Scores a policy artifact on the fixed panel, in its own process.
 
-    python -m harness.evaluation --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--backend mujoco] [--device cpu]
+    python -m harness.scoring --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--backend mujoco] [--device cpu]
 
 It loads only the artifact (harness.artifact), builds the harness's evaluation environment
 (flat terrain, no observation noise, no randomisation, commands injected from harness/panel.py)
-and runs every panel episode for 20 s.
+and runs every panel episode for 20 s through harness.rollout, the walk the video shows too.
 
 Metrics (every mean is over policy steps of every panel episode):
   vel_err     ||cmd_xy - base_lin_vel_xy (body)||; after a fall, ||cmd_xy|| (standing still) for the rest
@@ -32,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness.runs import DEFAULT_BACKEND
 
 EVAL_TIMEOUT_S = 900.0
 MOVING_COMMAND = 0.3       # m/s command speed above which a step counts as "moving" for the gait check
@@ -73,14 +75,14 @@ def gait_flags(stats: dict) -> list[str]:
     return flags
 
 
-def evaluate_policy(policy_path, backend: str = "mujoco", device: str = "cpu",
+def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "cpu",
                     episodes: int | None = None, steps: int | None = None) -> dict:
     """Run the panel with the artifact at policy_path and return the metrics. Raises EvalError."""
     import torch
 
     from harness import artifact, backends, config
     from harness.panel import make_panel
-    from harness.state import obs_slices
+    from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, eval_options, panel_rollout
 
     t0 = time.monotonic()
     device = torch.device(device)
@@ -94,27 +96,15 @@ def evaluate_policy(policy_path, backend: str = "mujoco", device: str = "cpu",
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
     E = panel.episodes
     backends.start_backend(backend, device)
-    options = config.EnvOptions(num_envs=E, terrain=config.EVAL_TERRAIN, obs_noise=False)
-    env = backends.make_env(backend, options, seed=config.PANEL_SEED, device=device, external_commands=True)
-    cmd_slice = obs_slices()["velocity_commands"]
+    env = backends.make_env(backend, eval_options(E), seed=EVAL_ENV_SEED, device=device, external_commands=True)
     z = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
     sums = {k: z() for k in ("vel", "yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
     stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
              "foot_contact_steps": torch.zeros(4, dtype=torch.float64),
              "walking_contact_steps": torch.zeros(4, dtype=torch.float64)}
+    alive = torch.ones(E, dtype=torch.bool, device=device)
     try:
-        obs = env.reset(yaw=panel.start_yaw.to(device))
-        alive = torch.ones(E, dtype=torch.bool, device=device)
-        for step in range(steps):
-            cmd = panel.command_at(step).to(device)
-            env.set_commands(cmd)
-            obs = obs.clone()
-            obs[:, cmd_slice] = cmd
-            with torch.no_grad():
-                actions = policy(obs)
-            if not torch.isfinite(actions).all():
-                raise EvalError(f"nan: the policy output NaN/inf actions at panel step {step}")
-            obs, state, terminated, truncated, info = env.step(actions.float())
+        for step, cmd, state, terminated, _, _ in panel_rollout(policy, env, panel, steps, device):
             cmd_xy = cmd[:, :2]
             cmd_speed = cmd_xy.norm(dim=-1)
             v_xy = state.base_lin_vel[:, :2]
@@ -147,6 +137,8 @@ def evaluate_policy(policy_path, backend: str = "mujoco", device: str = "cpu",
                 stats["walking_steps"] += int(walking.sum())
                 stats["walking_contact_steps"] += c[walking].sum(dim=0).double()
             alive = alive & ~terminated.bool()
+    except NonFiniteActions as e:
+        raise EvalError(f"nan: the policy output NaN/inf actions at panel step {e.step}") from None
     finally:
         env.close()
     n = E * steps
@@ -174,13 +166,13 @@ def evaluate_policy(policy_path, backend: str = "mujoco", device: str = "cpu",
     }
 
 
-def run_evaluation(policy_path, out_json, backend: str = "mujoco", device: str = "cpu",
+def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device: str = "cpu",
                    log_path=None, timeout_s: float = EVAL_TIMEOUT_S, env: dict | None = None) -> dict:
     """Score in a fresh process (which loads only the artifact). Raises EvalError with a crash reason."""
     out_json = Path(out_json)
     log_path = Path(log_path) if log_path else out_json.with_name("eval.log")
     out_json.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "harness.evaluation", "--policy", str(policy_path), "--out", str(out_json),
+    cmd = [sys.executable, "-m", "harness.scoring", "--policy", str(policy_path), "--out", str(out_json),
            "--backend", backend, "--device", str(device)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -208,7 +200,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--policy", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     from harness.proc import die_with_parent

@@ -1,0 +1,64 @@
+"""The panel rollout: one walk through the evaluation panel, shared by scoring and the video.
+
+harness.scoring runs it on every panel episode at once and accumulates the metrics;
+harness.video runs it on one episode and draws each step. Both see the same steps: the
+evaluation options, the panel's start headings, the command in force written into the env
+and into the observation, the policy's action, and a NonFiniteActions stop on NaN/inf.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+import torch
+
+from harness import config
+from harness.config import EnvOptions
+from harness.panel import Panel
+from harness.state import RobotState, obs_slices
+
+EVAL_ENV_SEED = config.PANEL_SEED     # the evaluation env's own seed (spawn offsets)
+
+
+class NonFiniteActions(RuntimeError):
+    """The policy output NaN/inf actions; .step is the panel step."""
+
+    def __init__(self, step: int):
+        super().__init__(f"the policy output NaN/inf actions at step {step}")
+        self.step = step
+
+
+class PanelStep(NamedTuple):
+    step: int                  # policy step within the episode (0-based)
+    command: torch.Tensor      # (E, 3) the command in force (on the env's device)
+    state: RobotState          # the transition's state (before any reset)
+    terminated: torch.Tensor   # (E,) bool
+    truncated: torch.Tensor    # (E,) bool
+    info: dict
+
+
+def eval_options(num_envs: int) -> EnvOptions:
+    """The evaluation environment's options: the panel's terrain, no observation noise, no randomisation."""
+    return EnvOptions(num_envs=num_envs, terrain=config.EVAL_TERRAIN, obs_noise=False)
+
+
+def panel_rollout(policy, env, panel: Panel, steps: int, device: torch.device,
+                  episodes: slice = slice(None)) -> Iterator[PanelStep]:
+    """Reset env (one environment per selected panel episode) and step the policy through the panel.
+
+    env must have been built with eval_options() and external_commands=True. Raises
+    NonFiniteActions when the policy outputs NaN/inf.
+    """
+    cmd_slice = obs_slices()["velocity_commands"]
+    obs = env.reset(yaw=panel.start_yaw[episodes].to(device))
+    for step in range(steps):
+        command = panel.command_at(step)[episodes].to(device)
+        env.set_commands(command)
+        obs = obs.clone()
+        obs[:, cmd_slice] = command  # the observation carries the command in force now
+        with torch.no_grad():
+            actions = policy(obs)
+        if not torch.isfinite(actions).all():
+            raise NonFiniteActions(step)
+        obs, state, terminated, truncated, info = env.step(actions.float())
+        yield PanelStep(step, command, state, terminated, truncated, info)
