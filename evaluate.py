@@ -67,15 +67,16 @@ def run(train) -> None:
 
 
 def _score(argv) -> int:
-    from harness import experiment
+    from harness import summary
+    from harness.backends import default_device
     from harness.display import Display
-    from harness.runs import ARTIFACT_NAME
+    from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEVICES
     from harness.scoring import EvalError, run_evaluation
 
     p = argparse.ArgumentParser(prog="uv run evaluate.py score")
     p.add_argument("path", help="a run folder, a seed folder, or a policy artifact")
-    p.add_argument("--backend", default="mujoco")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    p.add_argument("--backend", default=DEFAULT_BACKEND)
+    p.add_argument("--device", choices=DEVICES, default=None)
     args = p.parse_args(argv)
     path = Path(args.path)
     if path.is_file():
@@ -90,7 +91,7 @@ def _score(argv) -> int:
         return 2
     import tempfile
 
-    device = args.device or experiment.default_device()
+    device = args.device or default_device()
     scores = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, policy in enumerate(policies):
@@ -106,15 +107,13 @@ def _score(argv) -> int:
     ok = [m for m in scores if m]
     if not ok:
         return 1
-    mean = lambda k: sum(m[k] for m in ok) / len(ok)  # noqa: E731
-    display.summary([
-        ("vel_err", f"{mean('vel_err'):.4f}"), ("standing_still", f"{mean('standing_still'):.4f}"),
-        ("yaw_err", f"{mean('yaw_err'):.4f}"), ("survival", f"{mean('survival'):.2f}"),
-        ("torque", f"{mean('torque'):.2f}"), ("power", f"{mean('power'):.1f}"), ("foot_slip", f"{mean('foot_slip'):.4f}"),
-        ("gait", ";".join(m["gait"] for m in ok)), ("policies", len(policies)),
-        ("seed_scores", ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores)),
-        ("backend", args.backend),
-    ])
+    values = {k: sum(m[k] for m in ok) / len(ok) for k in ("vel_err", "standing_still", "yaw_err", "survival",
+                                                             "torque", "power", "foot_slip")}
+    display.summary(summary.block(summary.SCORE_KEYS, {
+        **values, "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
+        "seed_scores": ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores),
+        "backend": args.backend,
+    }))
     return 0
 
 
@@ -142,7 +141,7 @@ def main(argv=None) -> int:
 
         os.chdir(ROOT)
         return experiment_main(rest)
-    from harness import experiment, gitops, results
+    from harness import experiment, gitops, results, settings
     from harness.display import Display
 
     display = Display()
@@ -153,10 +152,10 @@ def main(argv=None) -> int:
         if command == "floor":
             p = argparse.ArgumentParser(prog="uv run evaluate.py floor")
             p.add_argument("--seeds", type=int, default=experiment.FLOOR_SEEDS)
-            experiment.add_run_options(p)
+            settings.add_run_options(p)
             args = p.parse_args(rest)
-            return experiment.run_floor(ROOT, experiment.make_settings(args), args.seeds, display)
-    except (gitops.GitError, results.ResultsError, experiment.UsageError) as e:
+            return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display)
+    except (gitops.GitError, results.ResultsError, settings.UsageError) as e:
         display.line(f"error: {e}")
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ MuJoCo (CPU, embedded) is the default. Isaac Lab needs Isaac Sim booted before a
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.config import EnvOptions
@@ -14,6 +16,15 @@ from harness.runs import BACKENDS, DEFAULT_BACKEND  # noqa: F401
 
 if TYPE_CHECKING:
     import torch
+
+
+def default_device() -> str:
+    """cuda if torch sees a GPU here, else cpu."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return "cpu"  # no GPU device node: skip importing torch just to learn that
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_backend(name: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import fcntl
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 COLUMNS = (
@@ -19,6 +21,7 @@ COLUMNS = (
 )
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("baseline", "keep", "discard", "crash", "floor", "smoke")
+KEPT = ("baseline", "keep")   # the rows that made their commit the incumbent
 
 
 class ResultsError(RuntimeError):
@@ -144,3 +147,72 @@ def parse_seed_scores(text: str) -> dict[int, float | None]:
         except ValueError:
             continue
     return out
+
+
+def kept_rows(rows: list[dict[str, str]], scored: bool = False) -> list[dict[str, str]]:
+    """The baseline and kept rows in order (with a vel_err only, if scored): the incumbent's history."""
+    return [r for r in rows if r.get("status") in KEPT and (not scored or r.get("vel_err"))]
+
+
+# --- building a row from an experiment's seeds --------------------------------------------------
+
+
+@dataclass
+class SeedResult:
+    """One trained and scored seed, as the orchestrator records it (experiment.json) and aggregates it."""
+
+    seed: int
+    ok: bool
+    reason: str | None
+    dir: str
+    metrics: dict | None = None
+    startup_s: float | None = None
+    train_s: float | None = None
+    env_steps: int = 0
+    flags: list = field(default_factory=list)
+
+    @property
+    def vel_err(self) -> float | None:
+        return self.metrics["vel_err"] if self.ok and self.metrics else None
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def f4(x: float | None) -> str | None:
+    return None if x is None else f"{x:.4f}"
+
+
+def aggregate(seeds: list[SeedResult]) -> dict:
+    """The row's figures over seeds: metric means over the scored ones, sums of steps and seconds."""
+    ok = [r for r in seeds if r.ok]
+    gait = sorted({f for r in ok for f in r.metrics["gait"].split(",") if f != "ok"})
+    return {
+        "vel_err": _mean(r.metrics["vel_err"] for r in ok),
+        "yaw_err": _mean(r.metrics["yaw_err"] for r in ok),
+        "survival": _mean(r.metrics["survival"] for r in ok),
+        "torque": _mean(r.metrics["torque"] for r in ok),
+        "foot_slip": _mean(r.metrics["foot_slip"] for r in ok),
+        "standing_still": _mean(r.metrics["standing_still"] for r in ok),
+        "gait": ",".join(gait) if gait else ("ok" if ok else ""),
+        "env_steps": sum(r.env_steps for r in seeds),
+        "train_s": sum(r.train_s or 0.0 for r in seeds),
+        "startup_s": _mean(r.startup_s for r in seeds),
+        "seeds": len(ok),
+        "seed_scores": format_seed_scores({r.seed: r.vel_err for r in seeds}),
+    }
+
+
+def make_row(run_id, commit_short, status, agg, settings, harness_ok, reason, description, delta=None, incumbent=""):
+    """One results.tsv row (COLUMNS) from an aggregate (aggregate()) and the run's settings."""
+    return {
+        "run_id": run_id, "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit_short, "status": status, "vel_err": agg["vel_err"], "delta": f4(delta),
+        "yaw_err": agg["yaw_err"], "survival": agg["survival"], "torque": agg["torque"], "foot_slip": agg["foot_slip"],
+        "gait": agg["gait"], "env_steps": agg["env_steps"], "train_s": f"{agg['train_s']:.1f}", "seeds": agg["seeds"],
+        "seed_scores": agg["seed_scores"], "incumbent": incumbent, "backend": settings.backend,
+        "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified", "reason": reason,
+        "description": description,
+    }

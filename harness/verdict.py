@@ -1,6 +1,7 @@
 """The keep/discard rule: a sequential, paired comparison on harness-chosen seeds.
 
-Pure functions only, so the rule is easy to read and to test.
+Pure functions only, so the rule is easy to read and to test: the seed-by-seed decision
+(decide), the noise floor, and the status an experiment ends with (resolve_status).
 
 Why sequential and paired: at a 300 s budget the seed-to-seed spread of vel_err is about 0.1,
 larger than most real improvements. Candidate and incumbent are trained on the same seeds and
@@ -29,6 +30,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from harness.results import KEPT, parse_seed_scores
+from harness.runs import DEFAULT_BACKEND, DEFAULT_BUDGET_S
 
 MIN_SEEDS_TO_KEEP = 3
 MAX_SEEDS = 5
@@ -98,11 +102,9 @@ def decide(diffs: list[float], sigma: float, max_seeds: int = MAX_SEEDS) -> Deci
 
 def incumbent_scores(rows: list[dict], commit: str, backend: str, budget_s: float) -> dict[int, float]:
     """Per-seed vel_err of `commit` from its baseline/keep/floor rows (first score per seed wins)."""
-    from harness.results import parse_seed_scores
-
     out: dict[int, float] = {}
     for row in rows:
-        if row["commit"] != commit or row["status"] not in ("baseline", "keep", "floor"):
+        if row["commit"] != commit or row["status"] not in (*KEPT, "floor"):
             continue
         if row["backend"] != backend or row["harness"] != "ok":
             continue
@@ -117,6 +119,30 @@ def incumbent_scores(rows: list[dict], commit: str, backend: str, budget_s: floa
     return out
 
 
-def noise_floor(rows: list[dict], commit: str, backend: str = "mujoco", budget_s: float = 300.0) -> float | None:
+def noise_floor(rows: list[dict], commit: str, backend: str = DEFAULT_BACKEND,
+                budget_s: float = DEFAULT_BUDGET_S) -> float | None:
     """The measured noise floor of `commit`: sd of its per-seed vel_err (None below 3 seeds)."""
     return measured_floor(list(incumbent_scores(rows, commit, backend, budget_s).values()))
+
+
+def resolve_status(crash, has_incumbent, branch, inc_short, incumbent_failed, decision, never_keep, smoke_why):
+    """(status, reason) of an experiment. Crashes, integrity problems and smoke runs are never kept."""
+    if crash:
+        status, reason = "crash", crash
+    elif not has_incumbent:
+        status, reason = "baseline", f"first experiment on {branch}"
+    elif incumbent_failed:
+        status = "discard"
+        reason = f"incumbent {inc_short} failed on seed {incumbent_failed[0]} ({incumbent_failed[1]}): no paired comparison"
+    else:
+        status, reason = decision.action, decision.reason
+    if never_keep and status == "crash":
+        reason = f"{reason} | also: " + "; ".join(never_keep)
+    elif never_keep:
+        if status in KEPT:
+            status = "discard"
+        reason = "never kept: " + "; ".join(never_keep) + f" | {reason}"
+    if smoke_why and status != "crash":
+        reason = f"smoke run ({'; '.join(smoke_why)}): never kept; would be {status}: {reason}"
+        status = "smoke"
+    return status, reason

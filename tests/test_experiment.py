@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
-from harness import experiment, gitops, verdict
+from harness import gitops, settings, verdict
 from harness.verdict import Decision
 
 SYNTAX_ERROR = """
@@ -225,14 +225,14 @@ def test_status_resolution_never_keeps_what_it_must_not(kwargs, status):
     args = dict(crash=None, has_incumbent=True, branch="b", inc_short="abc1234", incumbent_failed=None,
                 decision=None, never_keep=[], smoke_why=[])
     args.update(kwargs)
-    got, reason = experiment.resolve_status(**args)
+    got, reason = verdict.resolve_status(**args)
     assert got == status, reason
     if args["crash"]:
         assert reason.startswith("hang")
 
 
 def test_budget_other_than_default_is_smoke(monkeypatch):
-    for k in experiment.TEST_OVERRIDES:
+    for k in settings.TEST_OVERRIDES:
         monkeypatch.delenv(k, raising=False)
 
     class A:
@@ -240,13 +240,13 @@ def test_budget_other_than_default_is_smoke(monkeypatch):
         budget = None
 
     a = A()
-    s = experiment.make_settings(a)
-    assert not s.smoke and s.budget_s == experiment.DEFAULT_BUDGET_S and s.max_seeds == verdict.MAX_SEEDS
+    s = settings.make_settings(a)
+    assert not s.smoke and s.budget_s == settings.DEFAULT_BUDGET_S and s.max_seeds == verdict.MAX_SEEDS
     a.budget = 299.0
-    assert experiment.make_settings(a).smoke
+    assert settings.make_settings(a).smoke
     monkeypatch.setenv("HARNESS_PANEL_EPISODES", "2")
     a.budget = None
-    assert experiment.make_settings(a).smoke
+    assert settings.make_settings(a).smoke
 
 
 def test_display_bar_on_a_terminal_plain_lines_in_a_log():

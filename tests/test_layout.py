@@ -20,9 +20,9 @@ MAX_LINES = 450
 # Modules the orchestrator and the git/report commands load: importing them must not import torch
 # (seconds per process that `evaluate.py apply`, the pre-flight and the git checks need not pay).
 TORCH_FREE = (
-    "harness.backends", "harness.display", "harness.env_api", "harness.experiment", "harness.scoring",
-    "harness.gitops", "harness.isaaclab.boot", "harness.proc", "harness.results", "harness.runs",
-    "harness.supervisor", "harness.verdict",
+    "harness.backends", "harness.display", "harness.env_api", "harness.experiment", "harness.gitops",
+    "harness.integrity", "harness.isaaclab.boot", "harness.proc", "harness.results", "harness.runs",
+    "harness.scoring", "harness.settings", "harness.summary", "harness.supervisor", "harness.verdict",
 )
 
 

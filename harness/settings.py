@@ -1,0 +1,62 @@
+"""What one run is told: backend, device, budget, and why it is a smoke run (never kept).
+
+The command-line options of `uv run train.py` and `evaluate.py floor`, and the rule that any
+budget but the default, and any test-only knob, makes a run smoke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from harness import verdict
+from harness.backends import default_device
+from harness.runs import BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DEVICES
+
+SMOKE_BUDGET_S = 20.0
+# Test-only knobs (they shrink timeouts, the panel, the seed count). A run that uses any is smoke.
+TEST_OVERRIDES = (
+    "HARNESS_STARTUP_TIMEOUT_S", "HARNESS_HANG_TIMEOUT_S", "HARNESS_OVERRUN_MARGIN_S", "HARNESS_EXPORT_TIMEOUT_S",
+    "HARNESS_PANEL_EPISODES", "HARNESS_EVAL_STEPS", "HARNESS_MAX_SEEDS",
+)
+
+
+class UsageError(RuntimeError):
+    pass
+
+
+@dataclass
+class Settings:
+    backend: str
+    device: str
+    budget_s: float
+    smoke_why: list[str]
+    max_seeds: int
+
+    @property
+    def smoke(self) -> bool:
+        return bool(self.smoke_why)
+
+
+def make_settings(args) -> Settings:
+    why = []
+    if args.smoke:
+        why.append("--smoke")
+    budget = args.budget if args.budget is not None else (SMOKE_BUDGET_S if args.smoke else DEFAULT_BUDGET_S)
+    if budget <= 0:
+        raise UsageError("--budget must be positive")
+    if budget != DEFAULT_BUDGET_S and not args.smoke:
+        why.append(f"budget {budget:g} s")
+    used = [k for k in TEST_OVERRIDES if os.environ.get(k)]
+    if used:
+        why.append("test overrides " + ",".join(used))
+    max_seeds = int(os.environ.get("HARNESS_MAX_SEEDS") or (1 if why else verdict.MAX_SEEDS))
+    return Settings(args.backend, args.device or default_device(), budget, why, max_seeds)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smoke", action="store_true", help=f"short budget ({SMOKE_BUDGET_S:g} s); never kept")
+    p.add_argument("--budget", type=float, default=None, help=f"training seconds per seed (default {DEFAULT_BUDGET_S:g})")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
+    p.add_argument("--device", choices=DEVICES, default=None, help="default: cuda if available, else cpu")
