@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.config import EnvOptions
 from harness.env_api import BackendError
-from harness.runs import BACKENDS, DEFAULT_BACKEND  # noqa: F401
+from harness.runs import BACKENDS
 
 if TYPE_CHECKING:
     import torch

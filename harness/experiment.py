@@ -96,7 +96,7 @@ class Session:
         if not csv.exists():
             return
         try:
-            from harness.report import plot_curves
+            from harness.plots import plot_curves
 
             plot_curves(csv, out / "curves.png")
         except Exception as e:  # a plot is a convenience; never fail an experiment for it

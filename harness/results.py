@@ -8,6 +8,7 @@ write the row with a single os.write on an O_APPEND descriptor and fsync it.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,9 +150,28 @@ def parse_seed_scores(text: str) -> dict[int, float | None]:
     return out
 
 
+def number(text: str | None) -> float | None:
+    """A finite float from a results cell, or None for an empty or non-numeric one."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def format_number(value: float | None, digits: int = 4, signed: bool = False) -> str:
+    """A number for the report and the plots: fixed decimals, "-" for none."""
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
 def kept_rows(rows: list[dict[str, str]], scored: bool = False) -> list[dict[str, str]]:
-    """The baseline and kept rows in order (with a vel_err only, if scored): the incumbent's history."""
-    return [r for r in rows if r.get("status") in KEPT and (not scored or r.get("vel_err"))]
+    """The baseline and kept rows in order (with a numeric vel_err only, if scored): the incumbent's history.
+    The last scored one is the incumbent, the best so far."""
+    return [r for r in rows if r.get("status") in KEPT and (not scored or number(r.get("vel_err")) is not None)]
 
 
 # --- building a row from an experiment's seeds --------------------------------------------------

@@ -334,12 +334,12 @@ class Target:
 
 def resolve_target(target: str | None, results: Path, runs: Path) -> Target:
     """A policy file from 'best' (the incumbent), a run id, a run or seed folder, or a policy file."""
-    from harness.results import read_results
+    from harness.results import kept_rows, read_results
     from harness.runs import ARTIFACT_NAME, best_seed_dir
 
     if not target or target == "best":
         rows = read_results(results)
-        chain = [r for r in rows if r.get("status") in ("baseline", "keep") and r.get("vel_err")]
+        chain = kept_rows(rows, scored=True)
         if not chain:
             raise VideoError(f"{results} has no scored baseline or kept run yet; name a run id or a policy file")
         row = chain[-1]

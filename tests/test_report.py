@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import report
+from harness import plots, report
 from harness.results import COLUMNS
 
 JSON_KEYS = {
@@ -216,7 +216,7 @@ def test_plot_curves_draws_every_logged_scalar(tmp_path):
     csv_path = write_curves(tmp_path / "run" / "seed1", 0.2,
                             columns=["elapsed_s", "env_steps", "reward", "vel_err", "lr", "kl", "entropy",
                                      "value_loss", "my_extra", "rew/a", "rew/b", "rew/c"])
-    png = report.plot_curves(csv_path, tmp_path / "run" / "seed1" / "curves.png")
+    png = plots.plot_curves(csv_path, tmp_path / "run" / "seed1" / "curves.png")
     assert_nontrivial_png(png)
 
 
@@ -234,19 +234,19 @@ def test_plot_curves_draws_every_logged_scalar(tmp_path):
 def test_plot_curves_is_robust_to_partial_csvs(tmp_path, text):
     csv_path = tmp_path / "curves.csv"
     csv_path.write_text(text)
-    png = report.plot_curves(csv_path, tmp_path / "curves.png")
+    png = plots.plot_curves(csv_path, tmp_path / "curves.png")
     assert_nontrivial_png(png, min_bytes=5_000)
 
 
 def test_plot_curves_without_a_csv_still_writes_a_png(tmp_path):
-    png = report.plot_curves(tmp_path / "absent.csv", tmp_path / "out" / "curves.png")
+    png = plots.plot_curves(tmp_path / "absent.csv", tmp_path / "out" / "curves.png")
     assert_nontrivial_png(png, min_bytes=5_000)
 
 
 def test_read_curves_turns_blanks_and_garbage_into_nan(tmp_path):
     p = tmp_path / "c.csv"
     p.write_text("env_steps,reward,rew/x\n100,0.5,\n200,bad,0.25\n")
-    table = report.read_curves(p)
+    table = plots.read_curves(p)
     assert table["env_steps"] == [100.0, 200.0]
     assert table["reward"][0] == 0.5 and math.isnan(table["reward"][1])
     assert math.isnan(table["rew/x"][0]) and table["rew/x"][1] == 0.25
