@@ -106,7 +106,7 @@ def run_ours(seed: int, budget: float, checkpoints: list[float], out: Path) -> d
 
     _seed_everything(seed)
     ctx = TrainContext(seed, "cpu", "mujoco", budget, False, send)
-    ctx._start_clock()
+    ctx.start_clock()
     policy = train.train(ctx)
     snapshots[budget], steps_at[budget] = policy, ctx.env_steps()
     return {str(int(t)): dict(_score(p, out / f"ours_{int(t)}.pt2"), env_steps=steps_at[t])
@@ -120,11 +120,11 @@ def run_rslrl(seed: int, budget: float, out: Path) -> dict:
     from rsl_rl.runners import OnPolicyRunner
 
     import train
-    from harness import adapters, config
+    from harness import config, wrappers
 
     _seed_everything(seed)
     options = config.make_options(**train.ENV_OPTIONS)
-    vec = adapters.make_rsl_rl_env(options, seed=seed * 1000, reward_fn=lambda s: train.compute_reward(s)[0])
+    vec = wrappers.make_rsl_rl_env(options, seed=seed * 1000, reward_fn=lambda s: train.compute_reward(s)[0])
     runner = OnPolicyRunner(vec, copy.deepcopy(RSL_RL_GO2_FLAT), log_dir=None, device="cpu")
     # One learning iteration per learn() call, under the same clock as ours. Without this, every call
     # would be rsl-rl's "last" iteration and save a checkpoint and its code state (tensorboard, git).

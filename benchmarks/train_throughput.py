@@ -43,7 +43,7 @@ def env_only(seconds: float, seed: int) -> float:
 def training(seconds: float, seed: int) -> float:
     torch.manual_seed(seed)
     ctx = TrainContext(seed, "cpu", "mujoco", seconds, False)
-    ctx._start_clock()
+    ctx.start_clock()
     train.train(ctx)
     return ctx.env_steps() / ctx.elapsed()
 

@@ -43,7 +43,8 @@ class TrainContext:
         self._envs: list = []
 
     # --- the budget ------------------------------------------------------------------
-    def _start_clock(self) -> None:
+    def start_clock(self) -> None:
+        """Start the budget clock: the harness (harness.worker) calls it as it calls train(ctx)."""
         self._start = time.monotonic()
 
     def elapsed(self) -> float:
@@ -64,13 +65,14 @@ class TrainContext:
         env_seed = self.seed * 1000 + len(self._envs)  # distinct, harness-owned streams per env
         self._beat(force=True)  # building can be slow (Isaac Lab scenes): beat on both sides of it
         env = backends.make_env(self.backend, opts, seed=env_seed, device=self.device)
-        self._envs.append(env)
+        supervised = _SupervisedEnv(env, self)
+        self._envs.append(supervised)
         self._beat(force=True)
-        return _SupervisedEnv(env, self)
+        return supervised
 
     def env_steps(self) -> int:
         """Environment steps taken so far, as the harness counts them (steps x num_envs)."""
-        return sum(getattr(e, "_harness_steps", 0) for e in self._envs)
+        return sum(e.harness_steps() for e in self._envs)
 
     # --- logging -----------------------------------------------------------------------
     def _beat(self, force: bool = False) -> None:
@@ -121,13 +123,17 @@ class _SupervisedEnv:
     def __init__(self, env, ctx: TrainContext):
         object.__setattr__(self, "_env", env)
         object.__setattr__(self, "_ctx", ctx)
-        env._harness_steps = 0
+        object.__setattr__(self, "_steps", 0)
 
     def step(self, actions):
         out = self._env.step(actions)
-        self._env._harness_steps += self._env.num_envs
+        object.__setattr__(self, "_steps", self._steps + self._env.num_envs)
         self._ctx._beat()
         return out
+
+    def harness_steps(self) -> int:
+        """Environment steps taken through this wrapper (steps x num_envs)."""
+        return self._steps
 
     def __getattr__(self, name):
         return getattr(self._env, name)

@@ -24,7 +24,7 @@ from pathlib import Path
 STARTUP_TIMEOUT_S = 900.0   # imports + simulator boot (Isaac Sim can take minutes)
 HANG_TIMEOUT_S = 120.0      # no heartbeat (env.step or ctx.log) for this long: a hang
 OVERRUN_MARGIN_S = 60.0     # still training this long after the budget: killed
-EXPORT_TIMEOUT_S = 300.0    # TorchScript export after train() returned
+EXPORT_TIMEOUT_S = 300.0    # torch.export of the policy after train() returned
 
 
 def _env_float(name: str, default: float) -> float:

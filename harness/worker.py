@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 
 from harness.proc import die_with_parent
-from harness.runs import ARTIFACT_NAME
+from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND
 
 EXPORT_CHECK_BATCH = 8
 
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--train", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--backend", default="mujoco")
+    p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", default="cpu")
     p.add_argument("--budget", type=float, required=True)
     p.add_argument("--smoke", action="store_true")
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
     channel.send({"type": "start", "time": time.time()})
-    ctx._start_clock()
+    ctx.start_clock()
     try:
         policy = train(ctx)
     except BaseException as e:

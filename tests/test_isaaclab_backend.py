@@ -536,7 +536,7 @@ def test_unmodified_train_py_trains_on_the_isaac_driver(monkeypatch):
 
     monkeypatch.setattr(backends, "make_env", make_env)
     ctx = TrainContext(seed=1, device=CPU, backend="isaaclab", budget_s=60.0, smoke=True)
-    ctx._start_clock()
+    ctx.start_clock()
     logged, log = [], ctx.log
     ctx.log = lambda env_steps, **scalars: (logged.append(scalars), log(env_steps, **scalars))
     ctx.time_up = lambda: len(logged) >= 1             # one training iteration, whatever the machine load

@@ -170,7 +170,7 @@ def test_train_context_env_heartbeat_budget_and_curves(tmp_path):
     beats = len(sent)
     env.step(torch.zeros(2, 12))
     assert ctx.env_steps() == 4 and len(sent) == beats            # ...at most once a second
-    ctx._start_clock()
+    ctx.start_clock()
     assert 0.0 < ctx.time_left() <= 0.5 and not ctx.time_up()
     ctx.log(4, reward=1.0)
     ctx.log(8, reward=2.0, **{"rew/track": 0.5})                  # a new column widens the file

@@ -195,7 +195,7 @@ class IterationLimitedContext:
         self.errors = []
         self.ctx = TrainContext(seed, "cpu", "mujoco", budget_s=1e9, smoke=True, send=self._record)
         self.ctx.time_up = lambda: len(self.errors) >= iterations
-        self.ctx._start_clock()
+        self.ctx.start_clock()
 
     def _record(self, message):
         if message["type"] == "log":

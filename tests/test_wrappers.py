@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from harness import adapters, config
+from harness import config, wrappers
 from harness.config import EnvOptions
 from harness.mujoco.env import MujocoQuadrupedEnv
 
 
 def test_gymnasium_make_vec():
-    env = gym.make_vec(adapters.ENV_ID, num_envs=3, seed=1, max_episode_steps=5)
+    env = gym.make_vec(wrappers.ENV_ID, num_envs=3, seed=1, max_episode_steps=5)
     try:
         obs, info = env.reset()
         assert obs.shape == (3, config.OBS_DIM) and obs.dtype == np.float32
@@ -36,13 +36,13 @@ def test_gymnasium_custom_reward_and_options():
     def upright(state):
         return -state.projected_gravity[:, 2]
 
-    env = gym.make_vec(adapters.ENV_ID, num_envs=2, reward_fn=upright, terrain="flat", obs_noise=False)
+    env = gym.make_vec(wrappers.ENV_ID, num_envs=2, reward_fn=upright, terrain="flat", obs_noise=False)
     env.reset()
     _, rew, *_ = env.step(np.zeros((2, 12), np.float32))
     np.testing.assert_allclose(rew, 1.0, atol=1e-3)
     env.close()
     with pytest.raises(ValueError, match="unknown environment option"):
-        gym.make_vec(adapters.ENV_ID, num_envs=2, stairs=True)
+        gym.make_vec(wrappers.ENV_ID, num_envs=2, stairs=True)
 
 
 def test_default_reward_peaks_at_perfect_tracking():
@@ -50,9 +50,9 @@ def test_default_reward_peaks_at_perfect_tracking():
     env.reset()
     _, state, *_ = env.step(torch.zeros(2, 12))
     state.commands = torch.cat([state.base_lin_vel[:, :2], state.base_ang_vel[:, 2:]], dim=1)
-    torch.testing.assert_close(adapters.default_reward(state), torch.full((2,), 1.5))
+    torch.testing.assert_close(wrappers.default_reward(state), torch.full((2,), 1.5))
     state.commands = state.commands + torch.tensor([1.0, 0.0, 0.0])
-    assert (adapters.default_reward(state) < 1.5).all()
+    assert (wrappers.default_reward(state) < 1.5).all()
 
 
 def test_rsl_rl_adapter_step_contract():
@@ -62,7 +62,7 @@ def test_rsl_rl_adapter_step_contract():
         calls.append(state.episode_step.clone())
         return torch.ones(state.num_envs)
 
-    vec = adapters.make_rsl_rl_env(EnvOptions(num_envs=2), seed=0, reward_fn=reward_fn, episode_steps=3)
+    vec = wrappers.make_rsl_rl_env(EnvOptions(num_envs=2), seed=0, reward_fn=reward_fn, episode_steps=3)
     obs = vec.get_observations()
     assert obs["policy"].shape == (2, 48) and vec.num_actions == 12 and vec.max_episode_length == 3
     for _ in range(3):
@@ -73,14 +73,14 @@ def test_rsl_rl_adapter_step_contract():
     vec.episode_length_buf = torch.tensor([1, 2])
     assert vec.step(torch.zeros(2, 12))[1].shape == (2,)
     with pytest.raises(ValueError, match="reward_fn must return"):
-        adapters.RslRlVecEnv(MujocoQuadrupedEnv(EnvOptions(num_envs=2), seed=0),
+        wrappers.RslRlVecEnv(MujocoQuadrupedEnv(EnvOptions(num_envs=2), seed=0),
                              reward_fn=lambda s: torch.ones(3)).step(torch.zeros(2, 12))
 
 
 def test_rsl_rl_on_policy_runner_trains(tmp_path):
     from rsl_rl.runners import OnPolicyRunner
 
-    vec = adapters.make_rsl_rl_env(EnvOptions(num_envs=4), seed=0)
+    vec = wrappers.make_rsl_rl_env(EnvOptions(num_envs=4), seed=0)
     cfg = {
         "num_steps_per_env": 4,
         "save_interval": 100,
