@@ -141,7 +141,7 @@ def main(argv=None) -> int:
 
         os.chdir(ROOT)
         return experiment_main(rest)
-    from harness import experiment, gitops, results, settings
+    from harness import backends, experiment, gitops, results, settings
     from harness.display import Display
 
     display = Display()
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             settings.add_run_options(p)
             args = p.parse_args(rest)
             return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display)
-    except (gitops.GitError, results.ResultsError, settings.UsageError) as e:
+    except (gitops.GitError, results.ResultsError, settings.UsageError, backends.BackendError) as e:
         display.line(f"error: {e}")
         return 2
     except KeyboardInterrupt:

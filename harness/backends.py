@@ -2,11 +2,14 @@
 
 MuJoCo (CPU, embedded) is the default. Isaac Lab needs Isaac Sim booted before any
 `isaaclab` import, so a process calls start_backend() once, early, before make_env().
+preflight() checks, without booting anything, that a backend and a device can run here; the
+orchestrator calls it before it records anything. Torch-free at import.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +34,28 @@ def check_backend(name: str) -> str:
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     return name
+
+
+def preflight(name: str, device: str) -> None:
+    """Raise BackendError, saying what to install or set, if `name` cannot run on `device` here.
+
+    Boots no simulator: an unknown backend, Isaac Lab not installed (or the wrong Python), its EULA
+    not accepted, or CUDA asked for where torch sees none. Not being able to run is a problem of the
+    machine, not an experiment: the caller stops before any run folder or results.tsv row exists.
+    """
+    if check_backend(name) == "isaaclab":
+        from harness.isaaclab import boot
+
+        boot.check_installed()
+        boot.check_eula()
+    if str(device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendError(
+                f"--device {device}: PyTorch {torch.__version__} sees no CUDA device for {sys.executable}. "
+                "Run with --device cpu, or on a machine with an NVIDIA GPU, its driver and a CUDA build of torch."
+            )
 
 
 def start_backend(name: str, device: torch.device) -> None:

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import gitops, integrity, results, scoring, summary, supervisor, verdict
+from harness import backends, gitops, integrity, results, scoring, summary, supervisor, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
 from harness.runs import ARTIFACT_NAME, CURVES_FILE, RESULTS_FILE, RUNS_DIR, new_run_id, seed_dir
@@ -134,6 +134,7 @@ def _open_results(path: Path) -> list[dict]:
 
 def run_experiment(root: Path, train_rel: str, settings: Settings, display: Display) -> int:
     t0 = time.monotonic()
+    backends.preflight(settings.backend, settings.device)   # before anything is recorded
     gitops.check_repo(root)
     branch = gitops.branch(root)
     harness_dirty = gitops.check_tree(root, train_rel)
@@ -240,6 +241,7 @@ def _missing_seeds(have, n: int) -> list[int]:
 def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0: float | None = None) -> int:
     """Re-run the incumbent on seeds it has no score for; the spread is the noise floor."""
     t0 = t0 or time.monotonic()
+    backends.preflight(settings.backend, settings.device)   # before anything is recorded
     gitops.check_repo(root)
     branch = gitops.branch(root)
     rows = _open_results(root / RESULTS_FILE)
@@ -325,7 +327,7 @@ def main(argv=None) -> int:
     install_sigterm()
     try:
         return run_experiment(root, args.train, make_settings(args), display)
-    except (gitops.GitError, results.ResultsError, UsageError) as e:
+    except (gitops.GitError, results.ResultsError, UsageError, backends.BackendError) as e:
         display.line(f"error: {e}")
         return 2
     except KeyboardInterrupt:

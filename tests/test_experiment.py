@@ -7,6 +7,7 @@ process that runs `python train.py` stays light.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -79,6 +80,33 @@ FAULTS = [
     (SLEEPS_FOREVER, [], r"^hang: no heartbeat"),
     (IGNORES_DEADLINE, ["--budget", "1"], r"^timeout"),
 ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("isaaclab") is not None, reason="Isaac Lab is installed here")
+def test_a_backend_that_cannot_run_here_stops_before_anything_is_recorded(repo):
+    """Not being able to run is the machine's problem, not an experiment: exit 2, say what to
+    install, and leave no row, no results.tsv and no run folder."""
+    calls = [("train.py", "--backend", "isaaclab", "--smoke"), ("evaluate.py", "run", "--backend", "isaaclab"),
+             ("evaluate.py", "floor", "--backend", "isaaclab")]
+    if not _cuda_here():
+        calls.append(("train.py", "--device", "cuda", "--smoke"))
+    for args in calls:
+        p = run_cmd(repo, *args)
+        assert p.returncode == 2, (args, p.stdout + p.stderr)
+        if "isaaclab" in args:
+            for needle in ("not installed", "pip install", "2.3.2.post1", "Python 3.11"):
+                assert needle in p.stdout, (args, needle, p.stdout)
+        else:
+            assert "--device cuda" in p.stdout and "--device cpu" in p.stdout, p.stdout
+        assert "Traceback" not in p.stdout + p.stderr
+        assert not (repo / "results.tsv").exists() and not (repo / "runs").exists(), args
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def _cuda_here() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def test_stand_still_smoke_run_end_to_end(repo):
