@@ -385,7 +385,7 @@ def test_reset_yaw_and_get_data_for_rendering():
 def test_frame_rotations_match_mujoco():
     import mujoco
 
-    from harness.mujoco.env import _projected_gravity, _rotate_inverse
+    from harness.mujoco.read_state import projected_gravity as _projected_gravity, rotate_inverse as _rotate_inverse
 
     rng = np.random.default_rng(0)
     q = rng.normal(size=(6, 4))

@@ -29,6 +29,7 @@ from harness.env_api import (check_actions, check_command_ranges, check_commands
                              check_yaw, zero_unstable_rows)
 from harness.mujoco import robot
 from harness.mujoco import terrain as terrain_mod
+from harness.mujoco.read_state import pack_state, projected_gravity, rotate_inverse
 from harness.state import RobotState, build_observation
 
 _STAGE_VEL = mujoco.mjtStage.mjSTAGE_VEL.value
@@ -47,21 +48,6 @@ _MAX_ABS_QVEL = 1.0e3
 _MAX_ABS_POS = 1.0e3
 _RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile centre
 _F32 = np.float32
-
-
-def _rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate world vectors v (N, 3) into the frames of unit quaternions q (N, 4, w x y z)."""
-    w, x, y, z = q[:, 0:1], q[:, 1:2], q[:, 2:3], q[:, 3:4]
-    vx, vy, vz = v[:, 0:1], v[:, 1:2], v[:, 2:3]
-    # u x v written out: np.cross costs more than the whole rotation
-    cross = np.concatenate([y * vz - z * vy, z * vx - x * vz, x * vy - y * vx], axis=1)
-    return v * (2.0 * w * w - 1.0) - 2.0 * w * cross + 2.0 * q[:, 1:] * (x * vx + y * vy + z * vz)
-
-
-def _projected_gravity(q: np.ndarray) -> np.ndarray:
-    """World (0, 0, -1) in the body frames of quaternions q (N, 4)."""
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    return -np.stack([2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y)], axis=1)
 
 
 class MujocoQuadrupedEnv:
@@ -328,9 +314,9 @@ class MujocoQuadrupedEnv:
         q, v = self._qpos, self._qvel
         quat = q[:, 3:7]
         return {
-            "base_lin_vel": _rotate_inverse(quat, v[:, :3]).astype(_F32),
+            "base_lin_vel": rotate_inverse(quat, v[:, :3]).astype(_F32),
             "base_ang_vel": v[:, 3:6].astype(_F32),  # a free joint's angular velocity is in the body frame
-            "projected_gravity": _projected_gravity(quat).astype(_F32),
+            "projected_gravity": projected_gravity(quat).astype(_F32),
             "joint_pos": q[:, 7:].astype(_F32),
             "joint_vel": v[:, 6:].astype(_F32),
         }
@@ -364,8 +350,6 @@ class MujocoQuadrupedEnv:
         self._prev_joint_vel = kin["joint_vel"]
         thr = config.CONTACT_FORCE_THRESHOLD
         n = self.num_envs
-        # Pack every float field into one fresh buffer and hand out views of one tensor: a single
-        # numpy->torch transfer per step, and nothing the env writes later (resets) can reach it.
         floats = {
             "base_lin_vel": kin["base_lin_vel"], "base_ang_vel": kin["base_ang_vel"],
             "projected_gravity": kin["projected_gravity"], "base_height": base_height[:, None],
@@ -381,23 +365,7 @@ class MujocoQuadrupedEnv:
             "foot_contact": force[:, :4] > thr, "foot_first_contact": first_contact,
             "undesired_contact": force[:, 4:8] > thr, "trunk_contact": force[:, 8:9] > thr,
         }
-        fbuf = torch.from_numpy(np.concatenate(list(floats.values()), axis=1)).to(self.device)
-        bbuf = torch.from_numpy(np.concatenate(list(flags.values()), axis=1)).to(self.device)
-        fields = {}
-        for buf, parts in ((fbuf, floats), (bbuf, flags)):
-            start = 0
-            for name, a in parts.items():
-                fields[name] = buf[:, start:start + a.shape[1]]
-                start += a.shape[1]
-        fields["base_height"] = fields["base_height"][:, 0]
-        fields["trunk_contact"] = fields["trunk_contact"][:, 0]
-        fields["foot_vel"] = fields["foot_vel"].view(n, 4, 3)
-        ints = torch.from_numpy(np.stack([self._episode_step, self._levels])).to(self.device)
-        return RobotState(
-            **fields,
-            episode_step=ints[0],
-            terrain_level=ints[1],
-        )
+        return pack_state(floats, flags, self._episode_step, self._levels, self.device)
 
     def _obs_view(self, state: RobotState, kin: dict[str, np.ndarray]) -> RobotState:
         """What the policy sees next: current kinematics, commands and (reset-zeroed) last actions."""
