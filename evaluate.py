@@ -55,15 +55,30 @@ def run(train) -> None:
         raise RuntimeError("evaluate.run() was called inside the training worker; call it only under "
                            "`if __name__ == \"__main__\":` at the end of train.py")
     source = Path(inspect.getsourcefile(train) or sys.argv[0]).resolve()
-    try:
-        rel = source.relative_to(ROOT)
-    except ValueError:
-        raise RuntimeError(f"{source} is not inside the harness's repository {ROOT}") from None
+    if source.parent != ROOT:
+        raise RuntimeError(f"{source} is not in the harness's repository {ROOT}")
+    _hand_over(source)
+
+
+def _hand_over(script: Path) -> None:
+    """Replace this process with a fresh orchestrator that trains `script` as HEAD has it."""
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(ROOT)
-    args = [sys.executable, "-m", "harness.experiment", "--train", str(rel), *sys.argv[1:]]
+    args = [sys.executable, "-m", "harness.experiment", "--train", script.name, *sys.argv[1:]]
     os.execve(sys.executable, args, _initial_environment())
+
+
+def _script_being_launched() -> Path | None:
+    """The repository script run as `python train.py` that is importing this module, if any."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or getattr(main, "__spec__", None) is not None or os.environ.get("HARNESS_WORKER"):
+        return None  # `python -m ...`, an interactive session, or the training worker
+    path = Path(path).resolve()
+    if path.parent != ROOT or path.suffix != ".py" or path.name == Path(__file__).name:
+        return None
+    return path
 
 
 def _score(argv) -> int:
@@ -141,21 +156,24 @@ def main(argv=None) -> int:
 
         os.chdir(ROOT)
         return experiment_main(rest)
-    from harness import backends, experiment, gitops, results, settings
+    from harness import backends, experiment, gitops, integrity, results, settings
     from harness.display import Display
 
     display = Display()
-    experiment.install_sigterm()
+    experiment.become_orchestrator()
     try:
         if command == "apply":
-            return experiment.apply_verdict(ROOT, display)
+            with integrity.checkout_lock(ROOT, "uv run evaluate.py apply"):
+                return experiment.apply_verdict(ROOT, display)
         if command == "floor":
             p = argparse.ArgumentParser(prog="uv run evaluate.py floor")
             p.add_argument("--seeds", type=int, default=experiment.FLOOR_SEEDS)
             settings.add_run_options(p)
             args = p.parse_args(rest)
-            return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display)
-    except (gitops.GitError, results.ResultsError, settings.UsageError, backends.BackendError) as e:
+            with integrity.checkout_lock(ROOT, "uv run evaluate.py floor"):
+                return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display)
+    except (gitops.GitError, results.ResultsError, settings.UsageError, backends.BackendError,
+            integrity.LockedError) as e:
         display.line(f"error: {e}")
         return 2
     except KeyboardInterrupt:
@@ -166,6 +184,11 @@ def main(argv=None) -> int:
     print(f"unknown command or path {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
+
+# `python train.py` hands over here, at train.py's `import evaluate`, so none of train.py's own code
+# runs in this process (the orchestrator refuses a train.py with code above that import).
+if __name__ != "__main__" and (_launched := _script_being_launched()) is not None:
+    _hand_over(_launched)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -77,3 +77,18 @@ def _load(path: str | Path, extra_files: dict) -> nn.Module:
         return torch.export.load(str(path), extra_files=extra_files).module()
     except Exception as exc:
         raise ArtifactError(f"{path} is not an exported policy (torch.export .pt2): {exc}") from exc
+
+
+def fingerprint(policy: nn.Module) -> str | None:
+    """sha256 of a loaded policy's parameters and buffers, or None for a trivial policy (each tensor
+    constant, as a zero policy is), which any train.py reproduces without borrowing anything."""
+    import hashlib
+
+    tensors = sorted(list(policy.named_parameters()) + list(policy.named_buffers()), key=lambda kv: kv[0])
+    if all(t.numel() == 0 or bool((t == t.flatten()[0]).all()) for _, t in tensors):
+        return None
+    h = hashlib.sha256()
+    for name, t in tensors:
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

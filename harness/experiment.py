@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import backends, gitops, integrity, results, scoring, summary, supervisor, verdict
+from harness import backends, gitops, integrity, proc, results, sandbox, scoring, summary, supervisor, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
 from harness.runs import ARTIFACT_NAME, CURVES_FILE, RESULTS_FILE, RUNS_DIR, new_run_id, seed_dir
@@ -32,6 +32,7 @@ from harness.settings import Settings, UsageError, add_run_options, make_setting
 
 FLOOR_SEEDS = 2              # seeds a noise-floor run (`evaluate.py floor`) adds by default
 BASELINE_SEEDS = 1
+OVERRUN_FLAG = 0.1           # a run past its budget by this share (>= 5 s; export included) is flagged, never kept
 
 
 class Session:
@@ -48,6 +49,7 @@ class Session:
             (self.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             (self.run_dir / rel).write_bytes(data)
         self.guard = integrity.Guard(root, gitops.branch(root))
+        self.sandbox = sandbox.choose(settings.backend)
 
     @property
     def flags(self) -> list[str]:
@@ -58,12 +60,15 @@ class Session:
         s, d = self.settings, self.display
         train_file, out = self.run_dir / train_rel, seed_dir(self.run_dir / under, seed)
         out.mkdir(parents=True, exist_ok=True)
-        before = self.guard.snapshot()
-        d.line(f"{label}: training {train_file.relative_to(self.root)} for {s.budget_s:g} s on {s.backend}/{s.device}")
+        before = self.guard.snapshot(out)
+        d.line(f"{label}: training {train_file.relative_to(self.root)} for {s.budget_s:g} s on {s.backend}/{s.device}"
+               f" (sandbox: {self.sandbox.label})")
         cmd = [sys.executable, "-m", "harness.worker", "--train", str(train_file), "--seed", str(seed),
                "--out", str(out), "--backend", s.backend, "--device", s.device, "--budget", str(s.budget_s)]
         if s.smoke:
             cmd.append("--smoke")
+        cmd = sandbox.wrap(cmd, self.sandbox, self.root, writable=out, readable=[train_file],
+                           network=s.backend != "mujoco")
         w = supervisor.run_supervised(
             cmd, out / "train.log", s.budget_s, echo=d.echo, cwd=self.root,
             on_progress=lambda elapsed, steps, scalars: d.progress(label, elapsed, s.budget_s, steps, scalars),
@@ -71,9 +76,9 @@ class Session:
         d.end_progress()
         r = SeedResult(seed, w.ok, w.reason, str(out.relative_to(self.root)), startup_s=w.startup_s,
                        train_s=w.train_s, env_steps=w.env_steps)
-        r.flags = self.guard.check(before, out)
-        for f in r.flags:
-            d.line(f"integrity: {f}")
+        if w.ok and w.train_s is not None and w.train_s > s.budget_s + max(5.0, OVERRUN_FLAG * s.budget_s):
+            r.flags.append(f"trained {w.train_s - s.budget_s:.0f} s past the budget")
+            self.guard.flags.append(r.flags[-1])
         if r.ok:
             d.line(f"{label}: trained {w.train_s:.1f} s ({w.env_steps:,} env steps, start-up {w.startup_s:.1f} s); scoring")
             try:
@@ -81,6 +86,11 @@ class Session:
                                                    log_path=out / "eval.log")
             except scoring.EvalError as e:
                 r.ok, r.reason = False, str(e)
+        if r.ok:
+            r.flags += self.guard.check_borrowed(r.metrics, out, train_file.read_bytes())
+        r.flags += self.guard.check(before, out)  # after scoring too: nothing may change until the row is written
+        for f in r.flags:
+            d.line(f"integrity: {f}")
         self._plot(out)
         if r.ok:
             m = r.metrics
@@ -114,12 +124,20 @@ class Session:
         """The shared closing: append the rows, then (then()) move the incumbent, write experiment.json,
         print the summary block."""
         for row in rows:
-            results.append_row(self.root / RESULTS_FILE, row)
+            results.append_row(self.root / RESULTS_FILE, row, journal_path=self.guard.journal)
         if then is not None:
             then()
         (self.run_dir / "experiment.json").write_text(json.dumps(record, indent=1, default=str))
         self.display.summary(summary.block(keys, values))
         return 0
+
+
+def _unrecorded_if_modified(agg: dict, harness_ok: bool, reason: str) -> str:
+    """A score from a harness that was not the incumbent's, unchanged, goes into reason, never vel_err."""
+    if harness_ok or agg["vel_err"] is None:
+        return reason
+    scored, agg["vel_err"] = agg["vel_err"], None
+    return f"{reason} | scored {scored:.4f} with a modified harness: not recorded as vel_err"
 
 
 def _peak_mem_mb() -> int:
@@ -138,7 +156,8 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     gitops.check_repo(root)
     branch = gitops.branch(root)
     harness_dirty = gitops.check_tree(root, train_rel)
-    rows = _open_results(root / RESULTS_FILE)
+    _open_results(root / RESULTS_FILE)
+    rows = integrity.reconcile(root, branch, display)
     head = gitops.head(root)
     head_short = gitops.short(root, head)
     inc = gitops.incumbent(root, branch)
@@ -164,7 +183,12 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     decision = None
     incumbent_failed = None
     max_seeds = BASELINE_SEEDS if not inc else settings.max_seeds
+    launcher_code = integrity.code_before_evaluate(sources["train.py"].decode(errors="replace"), root)
     for seed in range(1, max_seeds + 1):
+        if launcher_code:  # it already ran, in the launcher: refuse the run, train nothing
+            cand.append(SeedResult(seed, False, f"train.py runs code before `import evaluate` hands over: "
+                                                f"{launcher_code}; move it below that import", ""))
+            break
         r = session.run_seed("train.py", seed, f"seed {seed}")
         cand.append(r)
         if not r.ok or not inc:
@@ -189,6 +213,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         incumbent_failed=incumbent_failed, decision=decision, never_keep=never_keep, smoke_why=settings.smoke_why)
     harness_ok = integrity.harness_ok(harness_reasons, session.flags)
     agg = aggregate(cand)
+    reason = _unrecorded_if_modified(agg, harness_ok, reason)
     delta = decision.mean_diff if decision is not None else None
     new_rows = []
     if inc_runs and not settings.smoke and any(r.ok for r in inc_runs):
@@ -223,9 +248,10 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         "steps_per_second": int(agg["env_steps"] / agg["train_s"]) if agg["train_s"] else None,
         "peak_mem_mb": _peak_mem_mb(), "backend": settings.backend, "device": settings.device,
         "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified",
+        "sandbox": session.sandbox.label,
         "run_id": session.run_id, "commit": head_short, "verdict": status, "reason": reason, "next": step,
     }
-    then = (lambda: gitops.set_incumbent(root, branch, head)) if status in KEPT else None
+    then = (lambda: integrity.set_incumbent(root, branch, head)) if status in KEPT else None
     return session.close(new_rows, record, values, summary.RUN_KEYS, then=then)
 
 
@@ -244,7 +270,8 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
     backends.preflight(settings.backend, settings.device)   # before anything is recorded
     gitops.check_repo(root)
     branch = gitops.branch(root)
-    rows = _open_results(root / RESULTS_FILE)
+    _open_results(root / RESULTS_FILE)
+    rows = integrity.reconcile(root, branch, display)
     inc = gitops.incumbent(root, branch)
     if not inc:
         raise UsageError(f"no incumbent on {branch} yet: run `uv run train.py` first (that run is the baseline)")
@@ -263,6 +290,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
     reason = "; ".join(harness_reasons + session.flags + crashed) or "noise-floor re-run of the incumbent"
     harness_ok = integrity.harness_ok(harness_reasons, session.flags)
     agg = aggregate(runs)
+    reason = _unrecorded_if_modified(agg, harness_ok, reason)
     row = make_row(session.run_id, inc_short, status, agg, settings, harness_ok, reason, gitops.subject(root, inc))
     all_scores = dict(have)
     if harness_ok and not settings.smoke:
@@ -275,7 +303,8 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
         "noise_floor": measured if measured is not None else f"needs {verdict.MIN_FLOOR_SEEDS} seeds (have {len(all_scores)})",
         "sigma_used": verdict.sigma_floor(list(all_scores.values())),
         "train_seconds": agg["train_s"], "total_seconds": time.monotonic() - t0, "backend": settings.backend,
-        "harness": "ok" if harness_ok else "modified", "run_id": session.run_id, "commit": inc_short,
+        "harness": "ok" if harness_ok else "modified", "sandbox": session.sandbox.label,
+        "run_id": session.run_id, "commit": inc_short,
         "verdict": status, "reason": reason, "next": "edit train.py, commit, uv run train.py > run.log 2>&1",
     }
     return session.close([row], record, values, summary.FLOOR_KEYS)
@@ -285,7 +314,7 @@ def apply_verdict(root: Path, display: Display) -> int:
     """Apply the last experiment's verdict with git: keep -> nothing; discard/crash -> reset to the incumbent."""
     gitops.check_repo(root)
     branch = gitops.branch(root)
-    rows = results.read_results(root / RESULTS_FILE)
+    rows = integrity.reconcile(root, branch, display)
     head_short = gitops.short(root, "HEAD")
     last = next((r for r in reversed(rows) if r["commit"] == head_short and r["status"] != "floor"), None)
     if last is None:
@@ -312,9 +341,12 @@ def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def install_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C, so every supervised child is killed on the way out."""
+def become_orchestrator() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every supervised child is killed on the way out; orphans below
+    become ours (harness.proc.kill_strays ends them); no .pyc the watch would see is written."""
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    proc.become_subreaper()
+    sys.dont_write_bytecode = True
 
 
 def main(argv=None) -> int:
@@ -324,10 +356,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     root = Path.cwd().resolve()
     display = Display()
-    install_sigterm()
+    become_orchestrator()
     try:
-        return run_experiment(root, args.train, make_settings(args), display)
-    except (gitops.GitError, results.ResultsError, UsageError, backends.BackendError) as e:
+        with integrity.checkout_lock(root, f"uv run train.py {' '.join(argv or sys.argv[1:])}".strip()):
+            return run_experiment(root, args.train, make_settings(args), display)
+    except (gitops.GitError, results.ResultsError, UsageError, backends.BackendError, integrity.LockedError) as e:
         display.line(f"error: {e}")
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,8 @@ folders, draws progress.png (harness.plots) and prints a summary.
 
 The summary (printed, and as JSON with --json) uses these keys:
   results         path of the results.tsv read
-  rows            every row in the file
+  rows            every row the harness wrote (harness.journal); rows it did not write are left out
+  foreign_rows    run_ids of the rows in the file that the harness did not write (never best, never scores)
   experiments     candidate rows: baseline + keep + discard + crash (floor reruns and smoke runs not counted)
   kept, discarded, crashed, floor, smoke    rows of each status
   baseline        {run_id, commit, vel_err} of the first baseline row, or null
@@ -32,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
+from harness import integrity
 from harness.plots import plot_progress
 from harness.results import ResultsError, format_number as _fmt, kept_rows, number, read_results
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, best_seed_dir
@@ -262,6 +265,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _trusted(rows: list[dict[str, str]], results_path: Path) -> tuple[list[dict], list[dict]]:
+    """(rows the harness journaled, rows it did not); every row counts where there is no journal."""
+    try:
+        return integrity.trusted_rows(results_path.resolve().parent, rows)
+    except (OSError, subprocess.CalledProcessError):  # not in a git checkout: no journal to ask
+        return rows, []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     results_path = args.results
@@ -276,7 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr)
         return 1
 
+    rows, foreign = _trusted(rows, results_path)
     summary = summarize(rows, results_path, runs_dir)
+    summary["foreign_rows"] = [r.get("run_id", "") for r in foreign]
+    if foreign:
+        summary["warnings"].append(f"{len(foreign)} row(s) not written by the harness, left out of everything above: "
+                                   + ", ".join(summary["foreign_rows"]))
     if not results_path.exists():
         summary["warnings"].append(f"no {results_path} yet: the harness creates it with the first run")
     if not args.no_plot:

@@ -102,12 +102,20 @@ def format_row(row: dict) -> str:
     return "\t".join(clean_field(row.get(c)) for c in COLUMNS) + "\n"
 
 
-def append_row(path, row: dict) -> None:
-    """Append one row atomically, creating the file with its header if needed."""
+def append_row(path, row: dict, journal_path=None) -> None:
+    """Append one row atomically, creating the file with its header if needed.
+
+    With journal_path, the row is journaled first (harness.journal), so a row of results.tsv
+    that the journal lacks was not written by the harness.
+    """
     path = Path(path)
     line = format_row(row)
     with locked(path):
         existing = read_results(path)  # validates; raises before any write
+        if journal_path is not None:
+            from harness import journal
+
+            journal.record_row(journal_path, line[:-1])
         data = line if (existing or (path.exists() and path.stat().st_size > 0)) else HEADER + line
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

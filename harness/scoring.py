@@ -163,6 +163,7 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
         "steps": steps,
         "backend": backend,
         "eval_seconds": round(time.monotonic() - t0, 2),
+        "policy_sha256": artifact.fingerprint(policy),
     }
 
 
@@ -174,6 +175,7 @@ def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device
     out_json.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "harness.scoring", "--policy", str(policy_path), "--out", str(out_json),
            "--backend", backend, "--device", str(device)]
+    env = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent)

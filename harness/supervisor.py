@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import proc as proc_tools
+
 # Fixed limits. Tests shrink them with HARNESS_* environment variables, which mark a run as smoke.
 STARTUP_TIMEOUT_S = 900.0   # imports + simulator boot (Isaac Sim can take minutes)
 HANG_TIMEOUT_S = 120.0      # no heartbeat (env.step or ctx.log) for this long: a hang
@@ -140,7 +142,7 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
     read_fd, write_fd = os.pipe()
     child_env = dict(os.environ if env is None else env)
     child_env.update(HARNESS_MSG_FD=str(write_fd), HARNESS_RUN_TOKEN=token, HARNESS_WORKER="1",
-                     PYTHONUNBUFFERED="1")
+                     PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     result = WorkerResult(ok=False)
     spawned = time.monotonic()
     previous = None
@@ -174,36 +176,35 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
                         continue
                     last_beat = now
                     kind = msg.get("type")
+                    # Times are the supervisor's own clock, and steps are the harness env's count
+                    # (not ctx.log's argument), which only ever grows: nothing train.py resets in its
+                    # process shortens the recorded time or the steps.
+                    steps = msg.get("env_steps")
+                    if kind in ("beat", "trained", "done") and isinstance(steps, (int, float)) and steps == steps:
+                        result.env_steps = max(result.env_steps, int(steps))
                     if kind == "start" and started is None:
                         started = now
                         result.startup_s = now - spawned
                     elif kind == "log":
-                        result.env_steps = int(msg.get("env_steps") or result.env_steps)
                         result.scalars = dict(msg.get("scalars") or {})
-                    elif kind == "beat":
-                        result.env_steps = max(result.env_steps, int(msg.get("env_steps") or 0))
                     elif kind == "trained" and started is not None and trained is None:
                         trained = now
-                        result.train_s = float(msg.get("train_s", now - started))
-                        result.env_steps = int(msg.get("env_steps") or result.env_steps)
                     elif kind in ("done", "error") and final is None:
                         final = msg
                     if on_progress is not None and started is not None and trained is None and kind in ("log", "beat"):
                         on_progress(now - started, result.env_steps, result.scalars)
-            if final is not None:
-                break
-            if proc.poll() is not None and not ready:
+            if final is not None or (proc.poll() is not None and not ready):
                 break
             if started is None:
                 if now - spawned > limits.startup_s:
                     result.reason = f"hang: start-up took over {limits.startup_s:.0f} s"
                     break
+            elif now - started > budget_s + limits.overrun_s:  # the whole life after start, export included
+                result.reason = f"timeout: still running {limits.overrun_s:.0f} s after the {budget_s:.0f} s budget"
+                break
             elif trained is None:
                 if now - last_beat > limits.hang_s:
                     result.reason = f"hang: no heartbeat for {limits.hang_s:.0f} s"
-                    break
-                if now - started > budget_s + limits.overrun_s:
-                    result.reason = f"timeout: still training {limits.overrun_s:.0f} s after the {budget_s:.0f} s budget"
                     break
             elif now - trained > limits.export_s:
                 result.reason = f"hang: export took over {limits.export_s:.0f} s"
@@ -217,21 +218,21 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
         kill_tree(proc, token)
         raise KeyboardInterrupt from None
     finally:
+        ended = time.monotonic()
         kill_tree(proc, token)
+        proc_tools.kill_strays()
         os.close(read_fd)
         pump.join(timeout=5)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     result.exit_code = proc.returncode
+    if started is not None:  # from the first line of train.py to the end of export, as observed here
+        result.train_s = ended - started
     if final is not None:
         if final.get("type") == "done":
             result.ok = True
-            result.train_s = float(final.get("train_s", result.train_s or 0.0))
-            result.env_steps = int(final.get("env_steps") or result.env_steps)
         else:
             result.reason = str(final.get("reason") or "exception: unknown")
-            if result.train_s is None and final.get("train_s") is not None:
-                result.train_s = float(final["train_s"])
     elif result.reason is None:
         code = proc.returncode
         how = f"killed by {_signal_name(code)}" if code is not None and code < 0 else f"exit code {code}"

@@ -24,6 +24,8 @@ from pathlib import Path
 from harness.proc import die_with_parent
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND
 
+ROOT = Path(__file__).resolve().parent.parent
+
 EXPORT_CHECK_BATCH = 8
 
 
@@ -99,37 +101,41 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     fd = os.environ.get("HARNESS_MSG_FD")
     channel = Channel(int(fd) if fd else None)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     train_path = Path(args.train).resolve()
+    os.chdir(out)  # train.py's working folder is its seed folder, the one place it may write
+    sys.dont_write_bytecode = True  # nothing the harness later imports may come from a .pyc written here
     try:
         import numpy as np
         import torch
         import torch._dynamo  # noqa: F401  torch.optim imports it lazily (seconds); pay that before the clock
 
-        from harness import backends
+        from harness import backends, guard
         from harness.context import TrainContext
 
         device = torch.device(args.device)
         backends.start_backend(args.backend, device)
-        sys.path.insert(0, str(Path.cwd()))  # train.py imports evaluate (and harness) from the repo root
-        train = import_train(train_path)
-    except BadReturn as e:
-        channel.send({"type": "error", "reason": f"bad_return: {e}"})
-        return 1
-    except BaseException as e:  # SyntaxError, ImportError, backend failures
+        ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
+    except BaseException as e:  # backend failures
         traceback.print_exc()
         channel.send({"type": "error", "reason": f"exception: {_short_exception(e)}"})
         return 1
 
+    # The budget starts here, before train.py's first line: work done at import time counts.
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
     channel.send({"type": "start", "time": time.time()})
     ctx.start_clock()
+    guard.install(ROOT, out, train_path)
+    sys.path.insert(0, str(ROOT))  # train.py imports evaluate (and harness) from the repo root
     try:
+        train = import_train(train_path)
         policy = train(ctx)
+    except BadReturn as e:
+        channel.send({"type": "error", "reason": f"bad_return: {e}"})
+        return 1
     except BaseException as e:
         traceback.print_exc()
         channel.send({"type": "error", "reason": f"exception: {_short_exception(e)}", "train_s": ctx.elapsed()})

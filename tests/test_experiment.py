@@ -169,16 +169,23 @@ harness.results.append_row = lambda *a, **k: None
 
 
 def train(ctx):
-    import torch
+    import os, subprocess, torch
+    root = os.environ["FORGE_ROOT"]
     torch.manual_seed(0)                      # seeding itself
     print("vel_err:          0.0001")         # a fake summary line
     print("verdict:          keep")
-    with open("results.tsv", "a") as f:       # writing the log
-        f.write("fake\\trow\\n")
-    with open("harness/verdict.py", "a") as f:  # editing the harness during training
-        f.write("\\nKEEP_FACTOR = 0.0\\n")
-    import subprocess                            # crowning itself the incumbent
-    subprocess.run(["git", "update-ref", "refs/autoresearch/incumbent/autoresearch/test", "HEAD"], check=True)
+    attempts = {
+        "results.tsv": lambda: open(os.path.join(root, "results.tsv"), "a").write("fake\\trow\\n"),
+        "harness": lambda: open(os.path.join(root, "harness", "verdict.py"), "a").write("\\nKEEP_FACTOR = 0.0\\n"),
+        "incumbent": lambda: subprocess.run(["git", "update-ref", "refs/autoresearch/incumbent/autoresearch/test",
+                                             "HEAD"], cwd=root, check=True, capture_output=True),
+    }
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            print("done:", name)
+        except (OSError, subprocess.CalledProcessError) as e:
+            print("refused:", name, type(e).__name__)
     policy = torch.nn.Linear(48, 12)
     torch.nn.init.zeros_(policy.weight)
     torch.nn.init.zeros_(policy.bias)
@@ -190,23 +197,31 @@ if __name__ == "__main__":
 """
 
 
-def test_cheating_train_py_cannot_change_score_or_verdict(tmp_path):
+@pytest.mark.parametrize("box", ["bwrap", "none"])
+def test_cheating_train_py_cannot_change_score_or_verdict(tmp_path, box):
+    from harness import sandbox
+
+    if box == "bwrap" and sandbox.choose("mujoco").kind != "bwrap":
+        pytest.skip(f"no bwrap sandbox on this machine: {sandbox.choose('mujoco').why}")
     repo = make_repo(tmp_path / "repo", CHEATS)
-    p = run_cmd(repo, "train.py", "--smoke")
+    env = {"FORGE_ROOT": str(repo), **({"HARNESS_SANDBOX": "none"} if box == "none" else {})}
+    p = run_cmd(repo, "train.py", "--smoke", env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     harness_lines = re.findall(r"^vel_err:\s*(\S+)", p.stdout, flags=re.M)
     assert len(harness_lines) == 1 and float(harness_lines[0]) > 0.3      # the measured score, not 0.0001
     assert "  | vel_err:          0.0001" in p.stdout                      # the fake line is echoed, prefixed
     assert re.findall(r"^verdict:\s*(\S+)", p.stdout, flags=re.M) == ["smoke"]
-    [row] = rows(repo)                                                    # the fake row was undone
-    assert float(row["vel_err"]) > 0.3
-    assert row["harness"] == "modified"
-    assert "train.py wrote results.tsv (restored)" in row["reason"]
-    assert "train.py changed harness files: harness/verdict.py" in row["reason"]
-    assert "train.py moved the incumbent ref (restored)" in row["reason"]
-    assert gitops.incumbent(repo, "autoresearch/test") is None
-    assert "would be discard" in row["reason"]                            # never kept, even were it not smoke
-    assert (repo / "runs" / row["run_id"] / "seed1" / "results.tsv.changed-by-train").exists()
+    assert "refused: results.tsv PermissionError" in p.stdout or "refused: results.tsv OSError" in p.stdout
+    assert "refused: harness" in p.stdout
+    [row] = rows(repo)                                                    # no fake row
+    assert float(row["vel_err"]) > 0.3 and row["harness"] == "ok"         # the harness file was never changed
+    assert gitops.incumbent(repo, "autoresearch/test") is None            # not crowned
+    if box == "none":                                                     # a subprocess got past the guard ...
+        assert "done: incumbent" in p.stdout
+        assert "the incumbent ref moved during the run (restored)" in row["reason"]   # ... and was caught
+        assert "would be discard" in row["reason"]                        # never kept, even were it not smoke
+    else:
+        assert "refused: incumbent" in p.stdout                           # .git is read-only in the sandbox
 
 
 def test_paired_incumbent_rerun_from_git_show(tmp_path):
@@ -245,7 +260,7 @@ def _decision(action):
     (dict(decision=_decision("keep"), never_keep=["uncommitted harness changes: harness/x.py"]), "discard"),
     (dict(decision=_decision("keep"), smoke_why=["--smoke"]), "smoke"),
     (dict(decision=None, has_incumbent=False), "baseline"),
-    (dict(decision=None, has_incumbent=False, never_keep=["train.py wrote results.tsv (restored)"]), "discard"),
+    (dict(decision=None, has_incumbent=False, never_keep=["results.tsv changed during the run"]), "discard"),
     (dict(crash="hang: no heartbeat for 120 s", smoke_why=["--smoke"]), "crash"),
     (dict(decision=None, incumbent_failed=(2, "hang")), "discard"),
 ])

@@ -85,11 +85,12 @@ def test_experiment_refuses_bad_repo_states_with_a_message(tmp_path, case):
 
 
 def _append(repo, commit, status):
+    from harness import journal
     from harness.results import COLUMNS, append_row
 
     row = {c: "" for c in COLUMNS}
     row.update(run_id=f"r-{status}", commit=commit, status=status, backend="mujoco", budget_s="300", harness="ok")
-    append_row(repo / "results.tsv", row)
+    append_row(repo / "results.tsv", row, journal_path=journal.journal_path(repo))  # as the harness writes it
 
 
 @pytest.mark.parametrize("status, code, message, moves", [

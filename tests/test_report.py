@@ -14,7 +14,7 @@ from harness.results import COLUMNS
 JSON_KEYS = {
     "results", "rows", "experiments", "kept", "discarded", "crashed", "floor", "smoke", "baseline", "best",
     "best_commit", "improvement", "improvement_pct", "kept_changes", "noise_floor", "noise_floor_rule",
-    "noise_floor_seeds", "compute", "crashes", "last", "missing_runs", "progress_png", "warnings",
+    "noise_floor_seeds", "compute", "crashes", "last", "missing_runs", "progress_png", "warnings", "foreign_rows",
 }
 
 

@@ -1,0 +1,340 @@
+"""Adversarial train.py files, one per class of attack, run end to end on real subprocesses.
+
+Each asserts the forged number is never recorded as harness=ok, never kept and never shown as
+best, and that no row of results.tsv is lost. Runs use the fast test knobs, so they are smoke.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import FAST_ENV, STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
+from harness import gitops, journal, sandbox
+
+BRANCH = "autoresearch/test"
+SANDBOXES = ["bwrap", "none"]
+
+
+def _sandbox_env(kind: str) -> dict:
+    if kind == "bwrap" and sandbox.choose("mujoco").kind != "bwrap":
+        pytest.skip(f"no bwrap sandbox on this machine: {sandbox.choose('mujoco').why}")
+    return {"HARNESS_SANDBOX": "none"} if kind == "none" else {}
+
+
+def _report(repo) -> dict:
+    p = run_cmd(repo, "evaluate.py", "report", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+FORGED_ROW = """
+import os
+from pathlib import Path
+_line = "\\t".join(["forged-run", "2026-01-01T00:00:00Z", "abcdef0", "keep", "0.0001", "-0.5", "0.1", "1.00",
+                   "1", "0", "ok", "999", "300.0", "3", "1:0.0001", "", "mujoco", "300", "ok", "forged", "forged"])
+_p = Path(os.environ.get("FORGE_ROOT", ".")) / "results.tsv"
+if _p.exists():
+    with open(_p, "a") as _f:
+        _f.write(_line + "\\n")
+"""
+
+# Class 1a: code before `import evaluate` runs in the launcher: it appends a forged keep row.
+CODE_BEFORE_IMPORT = FORGED_ROW + STAND_STILL
+
+# Class 1b: everything after `import evaluate` never runs in the launcher.
+CODE_AFTER_IMPORT = "import evaluate\n" + FORGED_ROW + STAND_STILL
+
+
+def test_code_before_import_evaluate_is_refused_and_its_forged_row_is_never_trusted(repo):
+    assert run_cmd(repo, "train.py", "--smoke").returncode == 0          # a genuine row first
+    commit_train(repo, CODE_BEFORE_IMPORT, "forge a row from the launcher")
+    p = run_cmd(repo, "train.py", "--smoke", env={"FORGE_ROOT": str(repo)})
+    assert p.returncode == 0, p.stdout + p.stderr
+    s = summary(p.stdout)
+    assert s["verdict"] == "crash" and "before `import evaluate`" in s["reason"], s
+    all_rows = rows(repo)
+    forged = [r for r in all_rows if r["run_id"] == "forged-run"]
+    assert len(forged) == 1                                   # it is there, untouched, but ...
+    rep = _report(repo)
+    assert rep["foreign_rows"] == ["forged-run"]              # ... flagged as not the harness's
+    assert rep["best"] is None or rep["best"]["run_id"] != "forged-run"
+    assert "not written by the harness" in p.stdout
+
+
+def test_code_after_import_evaluate_never_runs_in_the_launcher(repo):
+    commit_train(repo, CODE_AFTER_IMPORT, "forge a row after the import")
+    p = run_cmd(repo, "train.py", "--smoke", env={"FORGE_ROOT": str(repo)})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [r["run_id"] for r in rows(repo)] == [summary(p.stdout)["run_id"]]   # no forged row anywhere
+    # in the worker, the same module code meets a read-only repository or the guard
+    assert summary(p.stdout)["verdict"] == "crash" and "PermissionError" in summary(p.stdout)["reason"]
+
+
+ESCAPES = """
+import evaluate
+
+
+def train(ctx):
+    import os, subprocess, sys, torch
+    root = os.environ["FORGE_ROOT"]
+    script = (
+        "import os, time, subprocess, pathlib\\n"
+        "time.sleep(6)\\n"
+        f"root = pathlib.Path({root!r})\\n"
+        "with open(root / 'results.tsv', 'a') as f: f.write('late\\\\tforged\\\\n')\\n"
+        "for p in root.glob('runs/*/seed1/policy.pt2'): p.write_bytes(b'zero policy')\\n"
+        "subprocess.run(['git', 'update-ref', 'refs/autoresearch/incumbent/autoresearch/test', 'HEAD'], cwd=root)\\n"
+        "(root / 'escaped.txt').write_text('alive')\\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    # double fork into a new session, without the run's token: the classic daemon escape
+    subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys\\n"
+                      "if os.fork() == 0:\\n    os.setsid()\\n"
+                      f"    subprocess.Popen([sys.executable, '-c', {script!r}])\\n"
+                      "os._exit(0)"], env=clean, start_new_session=True)
+    env = ctx.make_env(num_envs=2)
+    env.reset()
+    env.step(torch.zeros(2, 12))
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+
+@pytest.mark.parametrize("box", SANDBOXES)
+def test_a_process_that_escapes_the_run_dies_with_it(repo, box):
+    commit_train(repo, ESCAPES, "escape")
+    p = run_cmd(repo, "train.py", "--smoke", env={"FORGE_ROOT": str(repo), **_sandbox_env(box)})
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_id = summary(p.stdout)["run_id"]
+    policy = repo / "runs" / run_id / "seed1" / "policy.pt2"
+    digest = hashlib.sha256(policy.read_bytes()).hexdigest()
+    time.sleep(9)                                             # past the escaped child's delay
+    assert not (repo / "escaped.txt").exists()
+    assert hashlib.sha256(policy.read_bytes()).hexdigest() == digest
+    assert [r["run_id"] for r in rows(repo)] == [run_id]
+    assert gitops.incumbent(repo, BRANCH) is None
+
+
+def test_harness_swapped_during_scoring_is_never_recorded_as_ok(repo):
+    target = repo / "harness" / "scoring.py"
+    original = target.read_bytes()
+
+    def swap_while_scoring():
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            if list(repo.glob("runs/*/seed1/eval.log")):
+                target.write_bytes(original + b"\n# swapped\n")
+                time.sleep(0.3)
+                target.write_bytes(original)                  # restored: the tree is clean again
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=swap_while_scoring)
+    t.start()
+    p = run_cmd(repo, "train.py", "--smoke")
+    t.join()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    s = summary(p.stdout)
+    assert s["harness"] == "modified" and s["vel_err"] == "", s
+    [row] = rows(repo)
+    assert row["harness"] == "modified" and row["vel_err"] == "" and "harness/scoring.py" in row["reason"]
+
+
+IMPORT_TIME_WORK = """
+import evaluate
+import time
+
+time.sleep(12)         # "training" at import time, before train(ctx) is called
+
+
+def train(ctx):
+    import torch
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+RESETS_ITS_CLOCK = """
+import evaluate
+import time
+
+
+def train(ctx):
+    import torch
+    env = ctx.make_env(num_envs=2)
+    env.reset()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 12:
+        ctx.start_clock()                    # pretend the budget just started
+        env.step(torch.zeros(2, 12))
+        ctx.log(2, reward=0.0)
+        time.sleep(0.05)
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+
+def test_import_time_work_counts_toward_the_budget(repo):
+    commit_train(repo, IMPORT_TIME_WORK, "train at import")
+    p = run_cmd(repo, "train.py", "--budget", "4", env={"HARNESS_OVERRUN_MARGIN_S": "60", "HARNESS_HANG_TIMEOUT_S": "60"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    [row] = rows(repo)
+    assert float(row["train_s"]) >= 12.0, row
+    assert "past the budget" in row["reason"], row
+
+
+def test_resetting_its_own_clock_does_not_hide_the_time(repo):
+    commit_train(repo, RESETS_ITS_CLOCK, "reset the clock")
+    p = run_cmd(repo, "train.py", "--budget", "3")            # FAST_ENV: killed 2 s past the budget
+    assert p.returncode == 0, p.stdout + p.stderr
+    [row] = rows(repo)
+    assert row["status"] == "crash" and row["reason"].startswith("timeout"), row
+    assert float(row["train_s"]) >= 4.5, row                  # the supervisor's clock, not train.py's
+
+
+RANDOM_POLICY = STAND_STILL.replace("torch.nn.init.zeros_(policy.weight)", "torch.manual_seed(7)")
+
+BORROWS_IN_PROCESS = """
+import evaluate
+
+
+def train(ctx):
+    import glob, os, torch
+    [earlier] = glob.glob(os.path.join(os.environ["FORGE_ROOT"], "runs/*/seed1/policy.pt2")) or [None]
+    if earlier is None:
+        raise FileNotFoundError("no earlier run is visible")
+    return torch.export.load(earlier).module()
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+BORROWS_THROUGH_A_SUBPROCESS = """
+import evaluate
+
+
+def train(ctx):
+    import subprocess, torch
+    subprocess.run("cp runs/*/seed1/policy.pt2 /tmp/borrowed-policy.pt2", shell=True, check=True,
+                   cwd=__import__("os").environ["FORGE_ROOT"])
+    earlier = torch.export.load("/tmp/borrowed-policy.pt2").state_dict
+    policy = torch.nn.Linear(48, 12)
+    policy.load_state_dict({k.split(".")[-1]: v for k, v in earlier.items()})
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+
+@pytest.mark.parametrize("box", SANDBOXES)
+def test_reading_an_earlier_run_is_refused(repo, box):
+    env = _sandbox_env(box)
+    commit_train(repo, RANDOM_POLICY, "a policy worth borrowing")
+    assert run_cmd(repo, "train.py", "--smoke", env=env).returncode == 0
+    commit_train(repo, BORROWS_IN_PROCESS, "warm start from the last run")
+    p = run_cmd(repo, "train.py", "--smoke", env={**env, "FORGE_ROOT": str(repo)})
+    s = summary(p.stdout)
+    assert s["verdict"] == "crash", s
+    assert ("earlier runs' folders are off limits" in s["reason"]) or ("no earlier run is visible" in s["reason"])
+
+
+def test_a_policy_identical_to_an_earlier_runs_is_flagged(repo):
+    env = {"HARNESS_SANDBOX": "none", "FORGE_ROOT": str(repo)}   # the sandbox would hide runs/ from cp
+    commit_train(repo, RANDOM_POLICY, "a policy worth borrowing")
+    assert run_cmd(repo, "train.py", "--smoke", env=env).returncode == 0
+    commit_train(repo, BORROWS_THROUGH_A_SUBPROCESS, "copy the last policy")
+    p = run_cmd(repo, "train.py", "--smoke", env=env)
+    s = summary(p.stdout)
+    assert "borrowed compute" in s["reason"], s
+    assert rows(repo)[-1]["reason"] == s["reason"]
+
+
+SLOW_STAND = STAND_STILL.replace("for i in range(3):", "import time\n    for i in range(40):\n        time.sleep(0.2)")
+
+
+def test_one_experiment_per_checkout_and_no_row_is_lost(repo):
+    assert run_cmd(repo, "train.py", "--smoke").returncode == 0
+    commit_train(repo, SLOW_STAND, "slow")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")} | FAST_ENV
+    first = subprocess.Popen([sys.executable, "train.py", "--smoke"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not list(repo.glob("runs/*/seed1/train.log")) or len(list((repo / "runs").iterdir())) < 2:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.1)
+    second = run_cmd(repo, "train.py", "--smoke")
+    assert second.returncode != 0
+    assert "another experiment" in second.stdout + second.stderr
+    out, _ = first.communicate(timeout=180)
+    assert first.returncode == 0, out
+    assert len(rows(repo)) == 2
+
+
+TRUNCATES_RESULTS = """
+import evaluate
+
+
+def train(ctx):
+    import os, subprocess, torch
+    subprocess.run(["sh", "-c", ": > results.tsv"], cwd=os.environ["FORGE_ROOT"])   # out of the guard's sight
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
+
+def test_rows_removed_by_a_worker_are_restored_from_the_journal(repo):
+    env = {"HARNESS_SANDBOX": "none", "FORGE_ROOT": str(repo)}
+    assert run_cmd(repo, "train.py", "--smoke", env=env).returncode == 0
+    first = rows(repo)[0]["run_id"]
+    commit_train(repo, TRUNCATES_RESULTS, "truncate results.tsv")
+    p = run_cmd(repo, "train.py", "--smoke", env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    ids = [r["run_id"] for r in rows(repo)]
+    assert ids == [first, summary(p.stdout)["run_id"]]
+    assert "results.tsv" in summary(p.stdout)["reason"]
+
+
+def test_journal_flags_foreign_rows_and_lists_missing_ones(tmp_path):
+    repo = make_repo(tmp_path / "r")
+    path = journal.journal_path(repo)
+    journal.record_row(path, "a\tb")
+    journal.record_row(path, "c\td")
+    check = journal.check_rows(path, ["a\tb", "x\ty"])
+    assert check.foreign == [1] and check.missing == ["c\td"]
+    journal.record_incumbent(path, BRANCH, "abc")
+    assert journal.incumbent(path, BRANCH) == (True, "abc") and journal.incumbent(path, "other") == (False, None)
