@@ -7,7 +7,7 @@ Numbers follow Isaac Lab's Go2 velocity task so results carry over between backe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 # --- robot ---------------------------------------------------------------------------
 

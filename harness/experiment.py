@@ -32,7 +32,6 @@ from harness.settings import Settings, UsageError, add_run_options, make_setting
 
 FLOOR_SEEDS = 2              # seeds a noise-floor run (`evaluate.py floor`) adds by default
 BASELINE_SEEDS = 1
-OVERRUN_FLAG = 0.1           # a run past its budget by this share (>= 5 s; export included) is flagged, never kept
 
 
 class Session:
@@ -76,9 +75,8 @@ class Session:
         d.end_progress()
         r = SeedResult(seed, w.ok, w.reason, str(out.relative_to(self.root)), startup_s=w.startup_s,
                        train_s=w.train_s, env_steps=w.env_steps)
-        if w.ok and w.train_s is not None and w.train_s > s.budget_s + max(5.0, OVERRUN_FLAG * s.budget_s):
-            r.flags.append(f"trained {w.train_s - s.budget_s:.0f} s past the budget")
-            self.guard.flags.append(r.flags[-1])
+        if w.ok:
+            r.flags += self.guard.check_budget(w.train_s, s.budget_s)
         if r.ok:
             d.line(f"{label}: trained {w.train_s:.1f} s ({w.env_steps:,} env steps, start-up {w.startup_s:.1f} s); scoring")
             try:

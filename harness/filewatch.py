@@ -1,6 +1,6 @@
 """What decides a score must not change while a run is trained and scored.
 
-A FileWatch records (inode change time, size) of every file under the watched folders: the
+A snapshot records (inode change time, size) of every file under the watched folders: the
 harness (evaluate.py, harness/), results.tsv, earlier runs, the virtual environment and Python's
 standard library. Comparing two snapshots lists what was added, removed or changed in between.
 The inode change time (ctime) moves on every write, rename, chmod or utime, and an ordinary

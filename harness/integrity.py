@@ -25,6 +25,8 @@ from harness.runs import RESULTS_FILE, RUNS_DIR
 
 HARNESS_CHANGED = "harness files changed during the run"
 LOCK_NAME = "experiment.lock"
+OVERRUN_SHARE = 0.1          # a run past its budget by this share (>= OVERRUN_MIN_S; export included) is flagged
+OVERRUN_MIN_S = 5.0
 
 
 def harness_reasons(dirty: list[str], differs: bool, inc_short: str, whose: str = "harness") -> list[str]:
@@ -98,7 +100,7 @@ class Guard:
         if harness:
             flags.append(f"{HARNESS_CHANGED}: {_describe(harness, self.root)}")
         if record:
-            restored = reconcile_rows(self.root)
+            restored = results.restore_journaled(self.root / RESULTS_FILE, self.journal)
             flags.append("results.tsv changed during the run" + (f" ({restored} harness rows restored)" if restored else ""))
         if others:
             flags.append(f"files outside the seed folder changed during the run: {_describe(others, self.root)}")
@@ -111,6 +113,14 @@ class Guard:
             self.git_state = (head, self.git_state[1])
         self.flags += flags
         return flags
+
+    def check_budget(self, train_s: float | None, budget_s: float) -> list[str]:
+        """Flag a run that the supervisor saw train (import and export included) well past its budget."""
+        if train_s is None or train_s <= budget_s + max(OVERRUN_MIN_S, OVERRUN_SHARE * budget_s):
+            return []
+        flag = f"trained {train_s - budget_s:.0f} s past the budget"
+        self.flags.append(flag)
+        return [flag]
 
     def check_borrowed(self, metrics: dict, seed_dir: Path, train_bytes: bytes) -> list[str]:
         """Flag a policy identical to an earlier run's that came from a different train.py."""
@@ -137,7 +147,7 @@ def trusted_rows(root: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
     path = journal.journal_path(root)
     if not path.exists():
         return rows, []
-    foreign = set(journal.check_rows(path, [results.format_row(r)[:-1] for r in rows]).foreign)
+    foreign = set(journal.check_rows(path, [results.row_line(r) for r in rows]).foreign)
     return [r for i, r in enumerate(rows) if i not in foreign], [r for i, r in enumerate(rows) if i in foreign]
 
 
@@ -147,28 +157,13 @@ def set_incumbent(root: Path, branch: str, sha: str) -> None:
     gitops.set_incumbent(root, branch, sha)
 
 
-def reconcile_rows(root: Path) -> int:
-    """Put back harness rows missing from results.tsv (under its lock); returns how many."""
-    path, jpath = root / RESULTS_FILE, journal.journal_path(root)
-    with results.locked(path):
-        rows = results.read_results(path)
-        missing = journal.check_rows(jpath, [results.format_row(r)[:-1] for r in rows]).missing
-        if missing:
-            data = ("" if rows or (path.exists() and path.stat().st_size) else results.HEADER)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(data + "".join(line + "\n" for line in missing))
-                f.flush()
-                os.fsync(f.fileno())
-    return len(missing)
-
-
 def reconcile(root: Path, branch: str, display) -> list[dict]:
     """At every start: results.tsv and the incumbent ref against the journal. Returns the trusted rows."""
     path, jpath = root / RESULTS_FILE, journal.journal_path(root)
     rows = results.read_results(path)
-    if journal.adopt(jpath, [results.format_row(r)[:-1] for r in rows]) and rows:
+    if journal.adopt(jpath, [results.row_line(r) for r in rows]) and rows:
         display.line(f"journal started in {jpath.parent}: the {len(rows)} existing rows of {RESULTS_FILE} are trusted")
-    restored = reconcile_rows(root)
+    restored = results.restore_journaled(path, jpath)
     if restored:
         display.line(f"integrity: {restored} row(s) the harness wrote were missing from {RESULTS_FILE}; put back")
     trusted, foreign = trusted_rows(root, results.read_results(path))

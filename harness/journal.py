@@ -9,40 +9,31 @@ went missing, and notices an incumbent ref that moved behind its back.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness import gitops
 
 NAME = "journal.jsonl"
 
 
 def journal_path(root: Path) -> Path:
-    git_dir = subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-    return Path(git_dir) / "autoresearch" / NAME
-
-
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    """Where root's journal lives (raises gitops.GitError outside a git checkout)."""
+    return Path(gitops.git(root, "rev-parse", "--absolute-git-dir")) / "autoresearch" / NAME
 
 
 def _append(path: Path, entries: list[dict]) -> None:
+    """One O_APPEND write, fsynced: entries never interleave, and a crash leaves at most a torn last line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries).encode()
-    with _locked(path) as fd:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
         os.write(fd, data)
         os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read(path: Path) -> list[dict]:
@@ -53,7 +44,7 @@ def read(path: Path) -> list[dict]:
         try:
             entry = json.loads(line)
         except ValueError:
-            continue  # a torn last line from a crash: the row it carried is re-journaled by adopt()
+            continue  # a torn last line from a crash: its row was journaled first, so never appended either
         if isinstance(entry, dict):
             out.append(entry)
     return out
@@ -80,9 +71,6 @@ def adopt(path: Path, lines: list[str]) -> bool:
 class Check:
     foreign: list[int] = field(default_factory=list)   # indexes of rows the harness did not write
     missing: list[str] = field(default_factory=list)   # harness rows absent from results.tsv
-
-    def ok(self) -> bool:
-        return not self.foreign and not self.missing
 
 
 def check_rows(path: Path, lines: list[str]) -> Check:

@@ -17,9 +17,7 @@ def die_with_parent() -> None:
 
 
 _PR_SET_CHILD_SUBREAPER = 36
-
-
-_subreaper = False
+_subreaper = False  # set by become_subreaper(): only then are this process's descendants ours to end
 
 
 def become_subreaper() -> bool:
@@ -49,8 +47,9 @@ def _children() -> dict[int, list[int]]:
 def kill_strays(keep: set[int] = frozenset()) -> int:
     """SIGKILL every live descendant of this process outside `keep` and their subtrees; returns how many.
 
-    Only in a process that called become_subreaper() (the orchestrator), where a process that double-forked away from a finished worker is our
-    child now, so this finds it even in its own session with its environment wiped.
+    Only in a process that called become_subreaper() (the orchestrator): there, a process that
+    double-forked away from a finished worker is our child now, so this finds it even in its own
+    session with its environment wiped.
     """
     killed = 0
     for _ in range(50):  # SIGKILL is asynchronous and a dying tree may still fork: repeat until clean

@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from harness import integrity
+from harness import gitops, integrity
 from harness.plots import plot_progress
 from harness.results import ResultsError, format_number as _fmt, kept_rows, number, read_results
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, best_seed_dir
@@ -269,7 +268,7 @@ def _trusted(rows: list[dict[str, str]], results_path: Path) -> tuple[list[dict]
     """(rows the harness journaled, rows it did not); every row counts where there is no journal."""
     try:
         return integrity.trusted_rows(results_path.resolve().parent, rows)
-    except (OSError, subprocess.CalledProcessError):  # not in a git checkout: no journal to ask
+    except (OSError, gitops.GitError):  # not in a git checkout: no journal to ask
         return rows, []
 
 

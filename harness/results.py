@@ -102,6 +102,25 @@ def format_row(row: dict) -> str:
     return "\t".join(clean_field(row.get(c)) for c in COLUMNS) + "\n"
 
 
+def row_line(row: dict) -> str:
+    """A row as its results.tsv line, without the newline (what harness.journal records)."""
+    return format_row(row)[:-1]
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """Append lines (each ending in a newline) with one O_APPEND write and an fsync; the header
+    goes first into an empty file. The caller holds the lock and has validated the file."""
+    data = ("" if path.exists() and path.stat().st_size > 0 else HEADER) + "".join(lines)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data.encode("utf-8"))
+        if written != len(data.encode("utf-8")):
+            raise ResultsError(f"{path}: short write ({written} bytes); the disk may be full")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def append_row(path, row: dict, journal_path=None) -> None:
     """Append one row atomically, creating the file with its header if needed.
 
@@ -111,20 +130,25 @@ def append_row(path, row: dict, journal_path=None) -> None:
     path = Path(path)
     line = format_row(row)
     with locked(path):
-        existing = read_results(path)  # validates; raises before any write
+        read_results(path)  # validates; raises before any write
         if journal_path is not None:
             from harness import journal
 
             journal.record_row(journal_path, line[:-1])
-        data = line if (existing or (path.exists() and path.stat().st_size > 0)) else HEADER + line
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            written = os.write(fd, data.encode("utf-8"))
-            if written != len(data.encode("utf-8")):
-                raise ResultsError(f"{path}: short write ({written} bytes); the disk may be full")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_lines(path, [line])
+
+
+def restore_journaled(path, journal_path) -> int:
+    """Append the rows journal_path holds and results.tsv lacks (rows never rewritten); returns how many."""
+    from harness import journal
+
+    path = Path(path)
+    with locked(path):
+        present = [row_line(r) for r in read_results(path)]
+        missing = journal.check_rows(journal_path, present).missing
+        if missing:
+            _write_lines(path, [line + "\n" for line in missing])
+    return len(missing)
 
 
 def ensure_file(path) -> None:
@@ -133,13 +157,8 @@ def ensure_file(path) -> None:
     with locked(path):
         if path.exists() and path.stat().st_size > 0:
             read_results(path)
-            return
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, HEADER.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        else:
+            _write_lines(path, [])
 
 
 def format_seed_scores(scores: dict[int, float | None]) -> str:

@@ -22,7 +22,19 @@ FAST_ENV = {
     "HARNESS_STARTUP_TIMEOUT_S": "120",
 }
 
-# A policy that stands still: zero actions hold the default pose.
+# The end of a fixture train.py: return a policy that stands still (zero actions hold the
+# default pose) and hand over to the harness.
+RETURN_STANDING_POLICY = """
+    policy = torch.nn.Linear(48, 12)
+    torch.nn.init.zeros_(policy.weight)
+    torch.nn.init.zeros_(policy.bias)
+    return policy
+
+
+if __name__ == "__main__":
+    evaluate.run(train)
+"""
+
 STAND_STILL = """
 import evaluate
 
@@ -35,15 +47,7 @@ def train(ctx):
     for i in range(3):
         env.step(torch.zeros(2, 12))
         ctx.log(2 * (i + 1), reward=0.0, vel_err=0.5)
-    policy = torch.nn.Linear(48, 12)
-    torch.nn.init.zeros_(policy.weight)
-    torch.nn.init.zeros_(policy.bias)
-    return policy
-
-
-if __name__ == "__main__":
-    evaluate.run(train)
-"""
+""" + RETURN_STANDING_POLICY
 
 
 def git(repo: Path, *args: str) -> str:

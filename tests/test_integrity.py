@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import FAST_ENV, STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
+from conftest import FAST_ENV, RETURN_STANDING_POLICY, STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
 from harness import gitops, journal, sandbox
 
 BRANCH = "autoresearch/test"
@@ -103,15 +103,7 @@ def train(ctx):
     env = ctx.make_env(num_envs=2)
     env.reset()
     env.step(torch.zeros(2, 12))
-    policy = torch.nn.Linear(48, 12)
-    torch.nn.init.zeros_(policy.weight)
-    torch.nn.init.zeros_(policy.bias)
-    return policy
-
-
-if __name__ == "__main__":
-    evaluate.run(train)
-"""
+""" + RETURN_STANDING_POLICY
 
 
 @pytest.mark.parametrize("box", SANDBOXES)
@@ -164,15 +156,7 @@ time.sleep(12)         # "training" at import time, before train(ctx) is called
 
 def train(ctx):
     import torch
-    policy = torch.nn.Linear(48, 12)
-    torch.nn.init.zeros_(policy.weight)
-    torch.nn.init.zeros_(policy.bias)
-    return policy
-
-
-if __name__ == "__main__":
-    evaluate.run(train)
-"""
+""" + RETURN_STANDING_POLICY
 
 RESETS_ITS_CLOCK = """
 import evaluate
@@ -189,15 +173,7 @@ def train(ctx):
         env.step(torch.zeros(2, 12))
         ctx.log(2, reward=0.0)
         time.sleep(0.05)
-    policy = torch.nn.Linear(48, 12)
-    torch.nn.init.zeros_(policy.weight)
-    torch.nn.init.zeros_(policy.bias)
-    return policy
-
-
-if __name__ == "__main__":
-    evaluate.run(train)
-"""
+""" + RETURN_STANDING_POLICY
 
 
 def test_import_time_work_counts_toward_the_budget(repo):
@@ -306,15 +282,7 @@ import evaluate
 def train(ctx):
     import os, subprocess, torch
     subprocess.run(["sh", "-c", ": > results.tsv"], cwd=os.environ["FORGE_ROOT"])   # out of the guard's sight
-    policy = torch.nn.Linear(48, 12)
-    torch.nn.init.zeros_(policy.weight)
-    torch.nn.init.zeros_(policy.bias)
-    return policy
-
-
-if __name__ == "__main__":
-    evaluate.run(train)
-"""
+""" + RETURN_STANDING_POLICY
 
 
 def test_rows_removed_by_a_worker_are_restored_from_the_journal(repo):
