@@ -2,7 +2,8 @@
 
 For each num_envs it times, interleaved in short alternating rounds (so machine noise hits both
 alike):
-  raw  mujoco.batch.Batch(model, N, nthread).step(nstep=4) with fixed ctrl (the default pose),
+  raw  mujoco.batch.Batch(model, N, nthread).step(nstep=4), the env's own simulated model and batch
+       settings, with the same actions as the env gets and fallen robots put back up,
   env  MujocoQuadrupedEnv.step(actions): the same physics plus actions in, RobotState,
        observation (with noise), terminations, resets, torch tensors out.
 and prints policy steps/s (env steps = N per call) and the ratio env/raw: the median over
@@ -29,20 +30,26 @@ import mujoco.batch
 import numpy as np
 import torch
 
-from harness import config
+from harness import config, threads
 from harness.config import EnvOptions
+from harness.mujoco import env as env_mod
 from harness.mujoco.env import MujocoQuadrupedEnv
 
 
 def raw_batch(model: mujoco.MjModel, n: int, nthread: int) -> mujoco.batch.Batch:
-    b = mujoco.batch.Batch(model, n, nthread)
-    qpos = b.bind("qpos")
-    qpos[:, 2] = 0.3
-    qpos[:, 3] = 1.0
-    qpos[:, 7:] = config.DEFAULT_JOINT_POS
-    b.bind("ctrl")[:] = config.DEFAULT_JOINT_POS
-    b.forward()
+    b = mujoco.batch.Batch(model, n, nthread, persistent=env_mod._PERSISTENT)
+    stand_up(b, np.arange(n))
     return b
+
+
+def stand_up(b: mujoco.batch.Batch, ids: np.ndarray) -> None:
+    qpos, qvel = b.bind("qpos"), b.bind("qvel")
+    qpos[ids] = 0.0
+    qpos[ids, 2] = config.BASE_INIT_HEIGHT
+    qpos[ids, 3] = 1.0
+    qpos[ids, 7:] = config.DEFAULT_JOINT_POS
+    qvel[ids] = 0.0
+    b.forward(ids)
 
 
 def time_calls(fn, seconds: float) -> tuple[int, float]:
@@ -80,8 +87,19 @@ def measure(n: int, seconds: float, nthread: int, terrain: str, rounds: int, ran
         env.step(pool[k[0] % len(pool)])
         k[0] += 1
 
+    raw_ctrl, raw_qpos = raw.bind("ctrl")[:, :config.NUM_JOINTS], raw.bind("qpos")
+    default = np.asarray(config.DEFAULT_JOINT_POS)
+    raw_pool = [default + config.ACTION_SCALE * a.numpy() for a in pool]
+    r = [0]
+
     def raw_step():
-        raw.step(nstep=config.DECIMATION)
+        raw_ctrl[:] = raw_pool[r[0] % len(raw_pool)]
+        raw.step(nstep=config.DECIMATION, stage=env_mod._STEP_STAGE)
+        r[0] += 1
+        if r[0] % 50 == 0:  # as the env's resets do: fallen robots start again
+            fallen = np.flatnonzero(raw_qpos[:, 2] < 0.15)
+            if len(fallen):
+                stand_up(raw, fallen)
 
     for _ in range(10):  # warm up both
         env_step()
@@ -110,10 +128,12 @@ def main(argv=None) -> int:
     p.add_argument("--num-envs", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
     p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per point (raw + env)")
     p.add_argument("--rounds", type=int, default=8, help="alternating raw/env rounds per point")
-    p.add_argument("--nthread", type=int, default=0, help="batch threads (0 = all CPUs)")
+    p.add_argument("--nthread", type=int, default=threads.usable_cpus(), help="batch threads (default: the harness's)")
     p.add_argument("--terrain", choices=config.TERRAINS, default="flat")
-    p.add_argument("--random-actions", action="store_true", help="env gets N(0, 0.5) actions instead of zeros")
+    p.add_argument("--zero-actions", action="store_true", help="both stand at the default pose instead of "
+                   "getting N(0, 0.5) actions")
     args = p.parse_args(argv)
+    threads.configure()
 
     print(f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} mujoco={mujoco.__version__} "
           f"terrain={args.terrain} seconds/point={args.seconds}")
@@ -121,7 +141,7 @@ def main(argv=None) -> int:
           f"{'env/raw (median)':>17} {'non-physics share':>18}")
     rows = []
     for n in args.num_envs:
-        r = measure(n, args.seconds, args.nthread, args.terrain, args.rounds, args.random_actions)
+        r = measure(n, args.seconds, args.nthread, args.terrain, args.rounds, not args.zero_actions)
         rows.append(r)
         print(f"{r['num_envs']:>8} {r['threads']:>7} {r['raw']:>12.0f} {r['env']:>12.0f} "
               f"{r['ratio']:>17.2f} {r['work_share']:>18.1%}", flush=True)

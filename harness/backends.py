@@ -81,7 +81,10 @@ def make_env(
     if check_backend(name) == "mujoco":
         from harness.mujoco.env import MujocoQuadrupedEnv
 
-        return MujocoQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)
+        from harness.threads import usable_cpus
+
+        return MujocoQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands,
+                                  nthread=usable_cpus())
     from harness.isaaclab.env import IsaacLabQuadrupedEnv
 
     return IsaacLabQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)

@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import threads
 from harness.runs import DEFAULT_BACKEND
 
 EVAL_TIMEOUT_S = 900.0
@@ -175,7 +176,7 @@ def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device
     out_json.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "harness.scoring", "--policy", str(policy_path), "--out", str(out_json),
            "--backend", backend, "--device", str(device)]
-    env = {**(os.environ if env is None else env), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**threads.child_env(dict(os.environ if env is None else env)), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent)
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
     from harness.proc import die_with_parent
 
     die_with_parent()
+    threads.configure(args.device)
     episodes, steps = panel_size()
     try:
         metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)

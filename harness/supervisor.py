@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import proc as proc_tools
+from harness import threads
 
 # Fixed limits. Tests shrink them with HARNESS_* environment variables, which mark a run as smoke.
 STARTUP_TIMEOUT_S = 900.0   # imports + simulator boot (Isaac Sim can take minutes)
@@ -140,7 +141,7 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
     log_path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     read_fd, write_fd = os.pipe()
-    child_env = dict(os.environ if env is None else env)
+    child_env = threads.child_env(dict(os.environ if env is None else env))
     child_env.update(HARNESS_MSG_FD=str(write_fd), HARNESS_RUN_TOKEN=token, HARNESS_WORKER="1",
                      PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     result = WorkerResult(ok=False)

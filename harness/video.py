@@ -244,7 +244,7 @@ def render_policy(
     env = MujocoQuadrupedEnv(eval_options(1), seed=EVAL_ENV_SEED if seed is None else seed,
                              device=cpu, external_commands=True, nthread=1)
     try:
-        model = env.model
+        model = env.render_model
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         # a 1024 shadow map looks the same at video sizes and renders ~2x faster in software GL

@@ -111,10 +111,11 @@ def main(argv=None) -> int:
         import torch
         import torch._dynamo  # noqa: F401  torch.optim imports it lazily (seconds); pay that before the clock
 
-        from harness import backends, guard
+        from harness import backends, guard, threads
         from harness.context import TrainContext
 
         device = torch.device(args.device)
+        threads.configure(args.device)
         backends.start_backend(args.backend, device)
         ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
     except BaseException as e:  # backend failures

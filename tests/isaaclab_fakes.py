@@ -4,14 +4,17 @@ Isaac Sim cannot run here, so these mirror the real attribute names, shapes and 
 read from the isaaclab 2.3.2.post1 wheel's sources (paths below are inside
 isaaclab/source/isaaclab/isaaclab/ unless they start with isaaclab_tasks/). Behaviour is
 re-implemented from what those files document, not copied. The physics is a toy: perfect
-joint-position tracking, a first-order base velocity, a fixed trot for foot contacts.
+joint-position tracking, a first-order base velocity, a fixed trot for foot contacts. The cfg's
+event terms do run, through a stand-in EventManager, as in Isaac Lab: the robot is reset, pushed
+and randomised only by what the (harness-edited) cfg configures.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, is_dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -47,10 +50,39 @@ def resolve_matching_names(keys, names, preserve_order: bool = False) -> tuple[l
     return ids, [names[i] for i in ids]
 
 
+def quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rotate vectors given in the frame of (w, x, y, z) quaternions into the world."""
+    w, u = q[:, :1], q[:, 1:]
+    return v * (2.0 * w * w - 1.0) + 2.0 * w * torch.cross(u, v, dim=-1) + 2.0 * u * (u * v).sum(-1, keepdim=True)
+
+
 def quat_apply_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate world vectors into the frame of (w, x, y, z) quaternions."""
     w, u = q[:, :1], q[:, 1:]
     return v * (2.0 * w * w - 1.0) - 2.0 * w * torch.cross(u, v, dim=-1) + 2.0 * u * (u * v).sum(-1, keepdim=True)
+
+
+def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of (w, x, y, z) quaternions."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack((aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw), dim=-1)
+
+
+def quat_from_euler_xyz(roll: torch.Tensor, pitch: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """(w, x, y, z) of the rotation yaw (z) after pitch (y) after roll (x), as isaaclab.utils.math."""
+    cr, sr = torch.cos(roll / 2), torch.sin(roll / 2)
+    cp, sp = torch.cos(pitch / 2), torch.sin(pitch / 2)
+    cy, sy = torch.cos(yaw / 2), torch.sin(yaw / 2)
+    return torch.stack((cy * cr * cp + sy * sr * sp, cy * sr * cp - sy * cr * sp,
+                        cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp), dim=-1)
+
+
+def sample_uniform(lower, upper, size, device="cpu") -> torch.Tensor:
+    """isaaclab.utils.math.sample_uniform: U(lower, upper) of `size`; bounds may be per-column tensors."""
+    size = (size,) if isinstance(size, int) else tuple(size)
+    return torch.rand(*size, device=device) * (upper - lower) + lower
 
 
 def yaw_of(q: torch.Tensor) -> torch.Tensor:
@@ -58,13 +90,106 @@ def yaw_of(q: torch.Tensor) -> torch.Tensor:
     return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
+# --- utils/configclass.py, managers/manager_term_cfg.py, managers/scene_entity_cfg.py -------
+
+
+def _missing():
+    """A field left as dataclasses.MISSING. configclass turns `x: T = MISSING` into a default
+    factory, so the cfg constructs and the gap only surfaces in validate()."""
+    return field(default_factory=lambda: MISSING)
+
+
+def validate_cfg(obj, prefix: str = "") -> list[str]:
+    """Like configclass's validate() (utils/configclass.py _validate): collects the dotted paths
+    of MISSING values through nested cfgs, dicts, lists and tuples, and raises TypeError naming
+    them at the top-level call. Only cfg-like objects are walked (dataclasses, namespaces)."""
+    if isinstance(obj, type(MISSING)):       # by type, as the real one: deepcopies of MISSING count
+        return [prefix]
+    if isinstance(obj, (list, tuple)):
+        items = {f"{prefix}[{i}]": v for i, v in enumerate(obj)}
+    elif isinstance(obj, dict):
+        items = {f"{prefix}.{k}" if prefix else str(k): v for k, v in obj.items()}
+    elif isinstance(obj, SimpleNamespace) or (is_dataclass(obj) and not isinstance(obj, type)):
+        items = {f"{prefix}.{k}" if prefix else k: v for k, v in vars(obj).items() if not k.startswith("__")}
+    else:
+        return []
+    missing = [m for path, v in items.items() for m in validate_cfg(v, path)]
+    if prefix == "" and missing:
+        listed = "\n".join(f"  - {m}" for m in missing)
+        raise TypeError(f"Missing values detected in object {type(obj).__name__} for the following fields:\n{listed}\n")
+    return missing
+
+
+@dataclass
+class ManagerTermBaseCfg:
+    func: Callable = _missing()
+    params: dict = field(default_factory=dict)
+
+    def validate(self) -> list[str]:
+        return validate_cfg(self)
+
+
+@dataclass
+class RewardTermCfg(ManagerTermBaseCfg):
+    weight: float = _missing()        # real: MISSING, so an unset weight fails validate()
+
+
+@dataclass
+class TerminationTermCfg(ManagerTermBaseCfg):
+    time_out: bool = False
+
+
+@dataclass
+class EventTermCfg(ManagerTermBaseCfg):
+    mode: str = _missing()            # real: MISSING, so an unset mode fails validate()
+    interval_range_s: tuple | None = None
+    is_global_time: bool = False
+    min_step_count_between_reset: int = 0
+
+
+@dataclass
+class SceneEntityCfg:
+    name: str = _missing()
+    joint_names: Any = None
+    joint_ids: Any = field(default_factory=lambda: slice(None))
+    body_names: Any = None
+    body_ids: Any = field(default_factory=lambda: slice(None))
+    preserve_order: bool = False
+
+    def resolve(self, scene) -> None:
+        """Names (regexes) to indices on the scene entity; all of them in entity order -> slice(None)."""
+        entity = scene[self.name]
+        if self.joint_names is not None:
+            self.joint_names = [self.joint_names] if isinstance(self.joint_names, str) else list(self.joint_names)
+            self.joint_ids, _ = entity.find_joints(self.joint_names, preserve_order=self.preserve_order)
+            if len(self.joint_ids) == entity.num_joints and self.joint_names == list(entity.joint_names):
+                self.joint_ids = slice(None)
+        if self.body_names is not None:
+            self.body_names = [self.body_names] if isinstance(self.body_names, str) else list(self.body_names)
+            self.body_ids, _ = entity.find_bodies(self.body_names, preserve_order=self.preserve_order)
+            if len(self.body_ids) == entity.num_bodies and self.body_names == list(entity.body_names):
+                self.body_ids = slice(None)
+
+
 # --- assets/articulation/articulation_data.py, articulation.py ---------------------------
+
+
+# Toy per-body masses (kg) by name: the Go2 USD's values are not in Isaac Lab's source.
+_TOY_MASS = {"base": 6.921, "hip": 0.678, "thigh": 1.152, "calf": 0.154, "foot": 0.04, "Head": 0.001}
+# Go2 init_state.pos (isaaclab_assets/robots/unitree.py): what reset_root_state_uniform offsets from.
+GO2_INIT_POS = (0.0, 0.0, 0.4)
+
+
+def _toy_mass(body: str) -> float:
+    return next(m for key, m in _TOY_MASS.items() if key in body)
 
 
 class FakeArticulationData:
     """Mirrors ArticulationData: joint tensors in articulation (type-major) order, (N, J); body
-    tensors (N, B, 3); root_lin_vel_b / root_ang_vel_b (N, 3) are the com velocities in the base
-    frame; projected_gravity_b is derived from root_link_quat_w, as in the real class."""
+    tensors (N, B, 3). The root velocity lives in the world frame, root_com_vel_w (N, 6) =
+    [lin, ang], as PhysX reports it; root_vel_w / root_lin_vel_w / root_ang_vel_w are views of it,
+    and root_lin_vel_b / root_ang_vel_b (N, 3) are derived from it and root_quat_w on every read,
+    like projected_gravity_b. Writing a _b tensor therefore changes nothing, as in Isaac Lab."""
 
     def __init__(self, n: int, joint_names, body_names, device="cpu"):
         j, b = len(joint_names), len(body_names)
@@ -74,6 +199,8 @@ class FakeArticulationData:
         by_name = dict(zip(config.JOINT_NAMES, config.DEFAULT_JOINT_POS))
         self.default_joint_pos = torch.tensor([[by_name[nm] for nm in joint_names]] * n, device=device)
         self.default_joint_vel = z(n, j)
+        self.default_root_state = torch.tensor([[*GO2_INIT_POS, 1.0, 0.0, 0.0, 0.0] + [0.0] * 6] * n, device=device)
+        self.default_mass = torch.tensor([[_toy_mass(nm) for nm in body_names]] * n)   # CPU, as PhysX's
         self.joint_pos = self.default_joint_pos.clone()
         self.joint_vel = z(n, j)
         self.joint_acc = z(n, j)
@@ -81,11 +208,30 @@ class FakeArticulationData:
         self.computed_torque = z(n, j)
         self.root_pos_w = z(n, 3)
         self.root_quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * n, device=device)
-        self.root_lin_vel_b = z(n, 3)
-        self.root_ang_vel_b = z(n, 3)
+        self.root_com_vel_w = z(n, 6)
         self.body_pos_w = z(n, b, 3)
         self.body_lin_vel_w = z(n, b, 3)
         self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]] * n, device=device)
+
+    @property
+    def root_vel_w(self) -> torch.Tensor:
+        return self.root_com_vel_w
+
+    @property
+    def root_lin_vel_w(self) -> torch.Tensor:
+        return self.root_com_vel_w[:, :3]
+
+    @property
+    def root_ang_vel_w(self) -> torch.Tensor:
+        return self.root_com_vel_w[:, 3:]
+
+    @property
+    def root_lin_vel_b(self) -> torch.Tensor:
+        return quat_apply_inverse(self.root_quat_w, self.root_lin_vel_w)
+
+    @property
+    def root_ang_vel_b(self) -> torch.Tensor:
+        return quat_apply_inverse(self.root_quat_w, self.root_ang_vel_w)
 
     @property
     def projected_gravity_b(self) -> torch.Tensor:
@@ -96,11 +242,54 @@ class FakeArticulationData:
         return torch.cat((self.root_pos_w, self.root_quat_w), dim=-1)
 
 
+class FakeArticulationView:
+    """The parts of Articulation.root_physx_view that the startup DR events use, on the CPU as in
+    PhysX: per-env body masses (N, B) and per-shape materials (N, S, 3: static friction, dynamic
+    friction, restitution; toy: one shape per body, PhysX's default 0.5 / 0.5 / 0 before DR).
+    The setters write only the rows in `indices`, of a full (N, ...) buffer."""
+
+    def __init__(self, default_mass: torch.Tensor):
+        n, self.max_shapes = default_mass.shape
+        self._masses = default_mass.clone()
+        self._materials = torch.tensor([0.5, 0.5, 0.0]).repeat(n, self.max_shapes, 1)
+
+    def get_masses(self) -> torch.Tensor:
+        return self._masses.clone()
+
+    def set_masses(self, masses: torch.Tensor, indices: torch.Tensor) -> None:
+        self._masses[indices] = masses[indices]
+
+    def get_material_properties(self) -> torch.Tensor:
+        return self._materials.clone()
+
+    def set_material_properties(self, materials: torch.Tensor, indices: torch.Tensor) -> None:
+        self._materials[indices] = materials[indices]
+
+
+class FakeWrenchComposer:
+    """Articulation.permanent_wrench_composer: body-frame forces/torques kept until changed (N, B, 3)."""
+
+    def __init__(self, n: int, b: int, device="cpu"):
+        self.forces = torch.zeros(n, b, 3, device=device)
+        self.torques = torch.zeros(n, b, 3, device=device)
+
+    def set_forces_and_torques(self, forces, torques, body_ids=None, env_ids=None):
+        envs = slice(None) if env_ids is None else env_ids
+        bodies = slice(None) if body_ids is None else body_ids
+        if not isinstance(envs, slice) and not isinstance(bodies, slice):
+            envs = torch.as_tensor(envs)[:, None]
+        self.forces[envs, bodies] = forces
+        self.torques[envs, bodies] = torques
+
+
 class FakeArticulation:
-    """Mirrors Articulation: joint_names / body_names, find_joints / find_bodies, write_root_pose_to_sim."""
+    """Mirrors Articulation: names, find_joints / find_bodies, the write_*_to_sim setters the
+    events use (root pose, root com velocity in the WORLD frame, joint state), root_physx_view."""
 
     def __init__(self, n: int, joint_names=ISAAC_JOINT_ORDER, body_names=GO2_BODY_NAMES, device="cpu"):
         self.data = FakeArticulationData(n, joint_names, body_names, device)
+        self.root_physx_view = FakeArticulationView(self.data.default_mass)
+        self.permanent_wrench_composer = FakeWrenchComposer(n, len(body_names), device)
         self.num_instances = n
         self.device = device
 
@@ -116,6 +305,10 @@ class FakeArticulation:
     def num_joints(self) -> int:
         return len(self.data.joint_names)
 
+    @property
+    def num_bodies(self) -> int:
+        return len(self.data.body_names)
+
     def find_bodies(self, name_keys, preserve_order: bool = False):
         return resolve_matching_names(name_keys, self.body_names, preserve_order)
 
@@ -126,6 +319,23 @@ class FakeArticulation:
         ids = slice(None) if env_ids is None else env_ids
         self.data.root_pos_w[ids] = root_pose[:, :3]
         self.data.root_quat_w[ids] = root_pose[:, 3:7]
+
+    def write_root_velocity_to_sim(self, root_velocity: torch.Tensor, env_ids=None):
+        """[lin, ang] of the centre of mass in the world frame, (len(env_ids), 6)."""
+        self.write_root_com_velocity_to_sim(root_velocity, env_ids)
+
+    def write_root_com_velocity_to_sim(self, root_velocity: torch.Tensor, env_ids=None):
+        ids = slice(None) if env_ids is None else env_ids
+        self.data.root_com_vel_w[ids] = root_velocity.clone()
+
+    def write_joint_state_to_sim(self, position, velocity, joint_ids=None, env_ids=None):
+        envs = slice(None) if env_ids is None else env_ids
+        joints = slice(None) if joint_ids is None else joint_ids
+        if not isinstance(envs, slice) and not isinstance(joints, slice):
+            envs = torch.as_tensor(envs)[:, None]
+        self.data.joint_pos[envs, joints] = position
+        self.data.joint_vel[envs, joints] = velocity
+        self.data.joint_acc[envs, joints] = 0.0     # as the real setter: no stale acceleration
 
 
 # --- sensors/contact_sensor/contact_sensor.py, contact_sensor_data.py, contact_sensor_cfg.py
@@ -289,43 +499,230 @@ class FakeTerrainImporter:
         self.env_origins = self.terrain_origins[self.terrain_levels, self.terrain_types].clone()
 
 
+# --- envs/mdp/events.py: the event terms of the Go2 velocity task ---------------------------
+
+
+_AXES = ("x", "y", "z", "roll", "pitch", "yaw")
+
+
+def _sample_axes(ranges: dict, n: int, device) -> torch.Tensor:
+    """(n, 6) samples over x y z roll pitch yaw; an axis missing from `ranges` is (0, 0)."""
+    bounds = torch.tensor([ranges.get(k, (0.0, 0.0)) for k in _AXES], device=device)
+    return sample_uniform(bounds[:, 0], bounds[:, 1], (n, 6), device)
+
+
+def _all_envs(env, env_ids) -> torch.Tensor:
+    return torch.arange(env.scene.num_envs) if env_ids is None else torch.as_tensor(env_ids).cpu()
+
+
+class ManagerTermBase:
+    """managers/manager_base.py: a class term is built once as func(cfg=term_cfg, env=env) by its
+    manager, then called like a function; reset(env_ids) runs at the envs' resets."""
+
+    def __init__(self, cfg, env):
+        self.cfg = cfg
+        self._env = env
+
+    def reset(self, env_ids=None) -> None:
+        pass
+
+
+class randomize_rigid_body_material(ManagerTermBase):  # noqa: N801 (Isaac Lab's name)
+    """num_buckets materials are sampled once when the term is built; each call gives every shape
+    of the chosen bodies of the chosen envs a random bucket (make_consistent: dynamic <= static)."""
+
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
+        self.asset_cfg = cfg.params["asset_cfg"]
+        self.asset = env.scene[self.asset_cfg.name]
+        p = cfg.params
+        ranges = torch.tensor([p.get("static_friction_range", (1.0, 1.0)), p.get("dynamic_friction_range", (1.0, 1.0)),
+                               p.get("restitution_range", (0.0, 0.0))])
+        self.material_buckets = sample_uniform(ranges[:, 0], ranges[:, 1], (int(p.get("num_buckets", 1)), 3))
+        if p.get("make_consistent", False):
+            self.material_buckets[:, 1] = torch.minimum(self.material_buckets[:, 0], self.material_buckets[:, 1])
+
+    def __call__(self, env, env_ids, static_friction_range, dynamic_friction_range, restitution_range, num_buckets,
+                 asset_cfg, make_consistent=False):
+        env_ids = _all_envs(env, env_ids)
+        view = self.asset.root_physx_view
+        samples = self.material_buckets[torch.randint(0, num_buckets, (len(env_ids), view.max_shapes))]
+        materials = view.get_material_properties()
+        shapes = self.asset_cfg.body_ids          # toy: shape k belongs to body k
+        if isinstance(shapes, slice):
+            materials[env_ids] = samples
+        else:
+            materials[env_ids[:, None], shapes] = samples[:, shapes]
+        view.set_material_properties(materials, env_ids)
+
+
+class randomize_rigid_body_mass(ManagerTermBase):  # noqa: N801 (Isaac Lab's name)
+    """Masses of the chosen bodies = default mass (op) a sample, so repeated calls do not drift."""
+
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
+        self.asset_cfg = cfg.params["asset_cfg"]
+        self.asset = env.scene[self.asset_cfg.name]
+        if cfg.params["operation"] not in ("add", "scale", "abs"):
+            raise ValueError("Randomization term 'randomize_rigid_body_mass' does not support operation:"
+                             f" '{cfg.params['operation']}'.")
+
+    def __call__(self, env, env_ids, asset_cfg, mass_distribution_params, operation, distribution="uniform",
+                 recompute_inertia=True, min_mass=1e-6):
+        if distribution != "uniform":
+            raise NotImplementedError("the fake samples masses uniformly only")
+        env_ids = _all_envs(env, env_ids)
+        ids = self.asset_cfg.body_ids
+        rows = env_ids[:, None]
+        cols = torch.arange(self.asset.num_bodies) if isinstance(ids, slice) else torch.tensor(ids)
+        masses = self.asset.root_physx_view.get_masses()
+        default = self.asset.data.default_mass[rows, cols]
+        sample = sample_uniform(*mass_distribution_params, default.shape)
+        masses[rows, cols] = {"add": default + sample, "scale": default * sample, "abs": sample}[operation]
+        self.asset.root_physx_view.set_masses(masses.clamp(min=min_mass), env_ids)
+        # (the real term also rescales inertias; the toy physics has none)
+
+
+def apply_external_force_torque(env, env_ids, force_range, torque_range, asset_cfg=SceneEntityCfg("robot")):
+    asset = env.scene[asset_cfg.name]
+    if env_ids is None:
+        env_ids = torch.arange(env.scene.num_envs, device=asset.device)
+    bodies = len(asset_cfg.body_ids) if isinstance(asset_cfg.body_ids, list) else asset.num_bodies
+    size = (len(env_ids), bodies, 3)
+    forces = sample_uniform(*force_range, size, asset.device)
+    torques = sample_uniform(*torque_range, size, asset.device)
+    asset.permanent_wrench_composer.set_forces_and_torques(forces=forces, torques=torques,
+                                                           body_ids=asset_cfg.body_ids, env_ids=env_ids)
+
+
+def reset_root_state_uniform(env, env_ids, pose_range, velocity_range, asset_cfg=SceneEntityCfg("robot")):
+    """Pose: default root pose + env origin + sampled offset, orientation turned by the sampled
+    roll/pitch/yaw; velocity: default + sampled, written as the world-frame com velocity."""
+    asset = env.scene[asset_cfg.name]
+    root = asset.data.default_root_state[env_ids].clone()
+    pose = _sample_axes(pose_range, len(env_ids), asset.device)
+    pos = root[:, :3] + env.scene.env_origins[env_ids] + pose[:, :3]
+    quat = quat_mul(root[:, 3:7], quat_from_euler_xyz(pose[:, 3], pose[:, 4], pose[:, 5]))
+    vel = root[:, 7:13] + _sample_axes(velocity_range, len(env_ids), asset.device)
+    asset.write_root_pose_to_sim(torch.cat((pos, quat), dim=-1), env_ids=env_ids)
+    asset.write_root_velocity_to_sim(vel, env_ids=env_ids)
+
+
+def reset_joints_by_scale(env, env_ids, position_range, velocity_range, asset_cfg=SceneEntityCfg("robot")):
+    """Default joint position / velocity times a sampled scale (the fake has no joint limits to clamp to)."""
+    asset = env.scene[asset_cfg.name]
+    rows = env_ids if isinstance(asset_cfg.joint_ids, slice) else env_ids[:, None]
+    pos = asset.data.default_joint_pos[rows, asset_cfg.joint_ids].clone()
+    vel = asset.data.default_joint_vel[rows, asset_cfg.joint_ids].clone()
+    pos *= sample_uniform(*position_range, pos.shape, pos.device)
+    vel *= sample_uniform(*velocity_range, vel.shape, vel.device)
+    asset.write_joint_state_to_sim(pos, vel, joint_ids=asset_cfg.joint_ids, env_ids=env_ids)
+
+
+def push_by_setting_velocity(env, env_ids, velocity_range, asset_cfg=SceneEntityCfg("robot")):
+    """A push: the sampled [x y z roll pitch yaw] velocity is added to the WORLD-frame root (com)
+    velocity and written back, so a yawed robot feels it turned in its base frame."""
+    asset = env.scene[asset_cfg.name]
+    vel_w = asset.data.root_vel_w[env_ids]        # a copy (indexed by a tensor)
+    vel_w += _sample_axes(velocity_range, vel_w.shape[0], asset.device)
+    asset.write_root_velocity_to_sim(vel_w, env_ids=env_ids)
+
+
+# --- managers/event_manager.py ---------------------------------------------------------------
+
+
+class FakeEventManager:
+    """Event terms grouped by mode, each called as func(env, env_ids, **params). The env applies
+    "startup" once when it is made, "reset" on the envs it resets, and "interval" after every step:
+    each interval term has a timer per env (one shared timer if is_global_time) that counts down by
+    step_dt, fires below 1e-6 s and is resampled from interval_range_s, and, per env, at that env's
+    reset. Preparing a term resolves its SceneEntityCfg params and builds class terms (func(cfg, env))."""
+
+    def __init__(self, cfg, env):
+        self._env = env
+        self._mode_term_names: dict[str, list[str]] = {}
+        self._mode_term_cfgs: dict[str, list[EventTermCfg]] = {}
+        self._interval_term_time_left: list[torch.Tensor] = []
+        for name, term in vars(cfg).items():
+            if term is None:
+                continue
+            if not isinstance(term, EventTermCfg):
+                raise TypeError(f"Configuration for the term '{name}' is not of type EventTermCfg."
+                                f" Received: '{type(term)}'.")
+            for value in term.params.values():
+                if isinstance(value, SceneEntityCfg):
+                    value.resolve(env.scene)
+            if inspect.isclass(term.func):
+                term.func = term.func(cfg=term, env=env)
+            self._mode_term_names.setdefault(term.mode, []).append(name)
+            self._mode_term_cfgs.setdefault(term.mode, []).append(term)
+            if term.mode == "interval":
+                if term.interval_range_s is None:
+                    raise ValueError(f"Event term '{name}' has mode 'interval' but 'interval_range_s'"
+                                     " is not specified.")
+                timers = 1 if term.is_global_time else env.num_envs
+                self._interval_term_time_left.append(self._sample_interval(term, timers))
+            elif term.mode == "reset" and term.min_step_count_between_reset != 0:
+                raise NotImplementedError("the fake applies reset events on every reset only")
+
+    @property
+    def active_terms(self) -> dict[str, list[str]]:
+        return self._mode_term_names
+
+    @property
+    def available_modes(self) -> list[str]:
+        return list(self._mode_term_names)
+
+    def get_term_cfg(self, name: str) -> EventTermCfg:
+        for mode, names in self._mode_term_names.items():
+            if name in names:
+                return self._mode_term_cfgs[mode][names.index(name)]
+        raise ValueError(f"Event term '{name}' not found.")
+
+    def _sample_interval(self, term, n: int) -> torch.Tensor:
+        lower, upper = term.interval_range_s
+        return torch.rand(n, device=self._env.device) * (upper - lower) + lower
+
+    def apply(self, mode: str, env_ids=None, dt: float | None = None, global_env_step_count: int | None = None):
+        if mode not in self._mode_term_names:
+            return                                     # the real one logs a warning
+        if mode == "interval" and (dt is None or env_ids is not None):
+            raise ValueError("Event mode 'interval' needs dt and picks its own env ids.")
+        if mode == "reset" and global_env_step_count is None:
+            raise ValueError("Event mode 'reset' requires the total number of environment steps to be provided.")
+        for index, term in enumerate(self._mode_term_cfgs[mode]):
+            if mode == "interval":
+                time_left = self._interval_term_time_left[index]
+                time_left -= dt
+                if term.is_global_time:
+                    if time_left < 1e-6:
+                        time_left[:] = self._sample_interval(term, 1)
+                        term.func(self._env, None, **term.params)
+                else:
+                    due = (time_left < 1e-6).nonzero().flatten()
+                    if len(due):
+                        time_left[due] = self._sample_interval(term, len(due))
+                        term.func(self._env, due, **term.params)
+            elif mode == "reset":
+                term.func(self._env, slice(None) if env_ids is None else env_ids, **term.params)
+            else:
+                term.func(self._env, env_ids, **term.params)
+
+    def reset(self, env_ids=None) -> dict:
+        for terms in self._mode_term_cfgs.values():
+            for term in terms:
+                if isinstance(term.func, ManagerTermBase):
+                    term.func.reset(env_ids=env_ids)
+        ids = slice(None) if env_ids is None else env_ids
+        n = self._env.num_envs if env_ids is None else len(env_ids)
+        for index, term in enumerate(self._mode_term_cfgs.get("interval", [])):
+            if not term.is_global_time:                # a new episode restarts its envs' push timers
+                self._interval_term_time_left[index][ids] = self._sample_interval(term, n)
+        return {}
+
+
 # --- cfg objects (isaaclab_tasks/manager_based/locomotion/velocity/velocity_env_cfg.py and
 #     .../config/go2/rough_env_cfg.py, flat_env_cfg.py), names as there ---------------------
-
-
-@dataclass
-class RewardTermCfg:          # managers/manager_term_cfg.py
-    func: Callable
-    weight: float = 0.0
-    params: dict = field(default_factory=dict)
-
-
-@dataclass
-class TerminationTermCfg:
-    func: Callable
-    params: dict = field(default_factory=dict)
-    time_out: bool = False
-
-
-@dataclass
-class EventTermCfg:
-    func: Callable
-    mode: str = ""
-    interval_range_s: tuple | None = None
-    params: dict = field(default_factory=dict)
-
-
-@dataclass
-class SceneEntityCfg:
-    name: str
-    body_names: Any = None
-
-
-def push_by_setting_velocity(env, env_ids, velocity_range, asset_cfg=None):  # envs/mdp/events.py
-    data = env.scene["robot"].data
-    for i, key in enumerate(("x", "y")):
-        lo, hi = velocity_range.get(key, (0.0, 0.0))
-        data.root_lin_vel_b[env_ids, i] += torch.empty(len(env_ids)).uniform_(lo, hi)
 
 
 def fake_terms():
@@ -349,6 +746,14 @@ def _zero_reward(env, **kwargs) -> torch.Tensor:
     return torch.zeros(env.num_envs)
 
 
+class UnitreeGo2RoughEnvCfg(SimpleNamespace):
+    pass
+
+
+class UnitreeGo2FlatEnvCfg(SimpleNamespace):
+    pass
+
+
 def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
     """The registry's UnitreeGo2RoughEnvCfg / UnitreeGo2FlatEnvCfg after __post_init__ (the parts we edit)."""
     S = SimpleNamespace
@@ -358,7 +763,7 @@ def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
     rough = terrain == "rough"
     generator = S(sub_terrains=sub_terrains, num_rows=10, num_cols=20, curriculum=True, seed=None) if rough else None
     rew = lambda w, **p: RewardTermCfg(func=_zero_reward, weight=w, params=p)  # noqa: E731
-    return S(
+    return (UnitreeGo2RoughEnvCfg if rough else UnitreeGo2FlatEnvCfg)(
         seed=None,
         decimation=4,
         episode_length_s=20.0,
@@ -382,21 +787,28 @@ def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
             ranges=S(lin_vel_x=(-1.0, 1.0), lin_vel_y=(-1.0, 1.0), ang_vel_z=(-1.0, 1.0),
                      heading=(-math.pi, math.pi)))),
         events=S(
-            physics_material=EventTermCfg(func=None, mode="startup", params={
+            physics_material=EventTermCfg(func=randomize_rigid_body_material, mode="startup", params={
+                "asset_cfg": SceneEntityCfg("robot", body_names=".*"),
                 "static_friction_range": (0.8, 0.8), "dynamic_friction_range": (0.6, 0.6),
                 "restitution_range": (0.0, 0.0), "num_buckets": 64}),
-            add_base_mass=EventTermCfg(func=None, mode="startup", params={
+            add_base_mass=EventTermCfg(func=randomize_rigid_body_mass, mode="startup", params={
+                "asset_cfg": SceneEntityCfg("robot", body_names="base"),
                 "mass_distribution_params": (-1.0, 3.0), "operation": "add"}),
             base_com=None,
-            base_external_force_torque=EventTermCfg(func=None, mode="reset", params={}),
-            reset_base=EventTermCfg(func=None, mode="reset", params={}),
-            reset_robot_joints=EventTermCfg(func=None, mode="reset", params={"position_range": (1.0, 1.0)}),
+            base_external_force_torque=EventTermCfg(func=apply_external_force_torque, mode="reset", params={
+                "asset_cfg": SceneEntityCfg("robot", body_names="base"), "force_range": (0.0, 0.0),
+                "torque_range": (-0.0, 0.0)}),
+            reset_base=EventTermCfg(func=reset_root_state_uniform, mode="reset", params={
+                "pose_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5), "yaw": (-3.14, 3.14)},
+                "velocity_range": {k: (0.0, 0.0) for k in _AXES}}),
+            reset_robot_joints=EventTermCfg(func=reset_joints_by_scale, mode="reset", params={
+                "position_range": (1.0, 1.0), "velocity_range": (0.0, 0.0)}),
             push_robot=None,
         ),
         rewards=S(
             track_lin_vel_xy_exp=rew(1.5), track_ang_vel_z_exp=rew(0.75), lin_vel_z_l2=rew(-2.0),
             ang_vel_xy_l2=rew(-0.05), dof_torques_l2=rew(-0.0002), dof_acc_l2=rew(-2.5e-7),
-            action_rate_l2=rew(-0.01), feet_air_time=rew(0.01), undesired_contacts=None,
+            action_rate_l2=rew(-0.01), feet_air_time=rew(0.01 if rough else 0.25), undesired_contacts=None,
             flat_orientation_l2=rew(-2.5 if not rough else 0.0), dof_pos_limits=rew(0.0),
         ),
         terminations=S(
@@ -416,6 +828,13 @@ class FakeScene:
         self._entities = {"robot": robot}
         self.sensors = sensors
         self.terrain = terrain
+        self.num_envs = robot.num_instances
+
+    def reset(self, env_ids) -> None:
+        """InteractiveScene.reset: buffers only; the robot's state is reset by the reset events."""
+        for sensor in self.sensors.values():
+            if hasattr(sensor, "reset"):
+                sensor.reset(env_ids)
 
     def __getitem__(self, key):
         return self._entities[key] if key in self._entities else self.sensors[key]
@@ -426,15 +845,19 @@ class FakeScene:
 
 
 class FakeManagerBasedRLEnv:
-    """ManagerBasedRLEnv.step() order: process actions; `decimation` x (apply, physics, sensor
+    """ManagerBasedEnv.__init__ validates the cfg (MISSING values raise TypeError), builds the
+    scene and the event manager, then the other managers, then applies the "startup" events.
+    ManagerBasedRLEnv.step() order: process actions; `decimation` x (apply, physics, sensor
     update); episode_length_buf += 1; terminations; rewards (each non-None cfg term, weight != 0);
-    reset of done envs (scene, reset events, managers -> extras["log"]); command compute; obs.
+    reset of done envs (scene, "reset" events, managers -> extras["log"]); command compute;
+    "interval" events; obs. reset() resets every env the same way.
 
     Test controls: base_contact_at {step: [env ids]} and nan_at {step: [env ids]} keyed by
     common_step_counter (1 = first step); `ground(x, y)` gives terrain height (rough scenes).
     """
 
     def __init__(self, cfg, device="cpu", seed: int = 0):
+        validate_cfg(cfg)
         torch.manual_seed(seed)
         self.cfg = cfg
         self.device = device
@@ -444,6 +867,7 @@ class FakeManagerBasedRLEnv:
         self.max_episode_length = math.ceil(cfg.episode_length_s / self.step_dt)
         self.episode_length_buf = torch.zeros(n, dtype=torch.long, device=device)
         self.common_step_counter = 0
+        self._sim_step_counter = 0
         self.reset_buf = torch.zeros(n, dtype=torch.bool, device=device)
         self.reset_terminated = torch.zeros(n, dtype=torch.bool, device=device)
         self.reset_time_outs = torch.zeros(n, dtype=torch.bool, device=device)
@@ -461,6 +885,7 @@ class FakeManagerBasedRLEnv:
             env_origins=torch.zeros(n, 3, device=device))
         self.scene = FakeScene(robot, sensors, terrain)
         self.sim = SimpleNamespace(forward=self._forward, forward_calls=0)
+        self.event_manager = FakeEventManager(cfg.events, self)
         cmd = FakeUniformVelocityCommand(cfg.commands.base_velocity, robot, n, self.step_dt, device)
         self.command_manager = FakeCommandManager({"base_velocity": cmd})
         self._phase = torch.rand(n, device=device) * 2 * math.pi
@@ -469,6 +894,8 @@ class FakeManagerBasedRLEnv:
         self._hip_x = torch.tensor([0.19, 0.19, -0.19, -0.19])   # FL FR RL RR
         self._hip_y = torch.tensor([0.14, -0.14, 0.14, -0.14])
         self.log_isaac = []   # (vel_command_b, root_lin_vel_b) at each reward computation
+        if "startup" in self.event_manager.available_modes:      # once, after all managers exist
+            self.event_manager.apply(mode="startup")
 
     # the two lists of active manager terms, as the managers would prepare them
     def _terms(self, group):
@@ -487,6 +914,7 @@ class FakeManagerBasedRLEnv:
         data = self.scene["robot"].data
         target = data.default_joint_pos + self.cfg.actions.joint_pos.scale * action
         for _ in range(self.cfg.decimation):
+            self._sim_step_counter += 1
             self._physics(target)
         self.common_step_counter += 1
         self.episode_length_buf += 1
@@ -513,6 +941,8 @@ class FakeManagerBasedRLEnv:
         if len(ids):
             self._reset_idx(ids)
         self.command_manager.compute(self.step_dt)
+        if "interval" in self.event_manager.available_modes:
+            self.event_manager.apply(mode="interval", dt=self.step_dt)
         return torch.zeros(self.num_envs, 48), reward, self.reset_terminated, self.reset_time_outs, self.extras
 
     def close(self):
@@ -529,14 +959,16 @@ class FakeManagerBasedRLEnv:
         data.joint_vel[:] = (target - old_pos) / dt
         data.joint_acc[:] = (data.joint_vel - old_vel) / dt
         cmd = self.command_manager.get_command("base_velocity")
-        push = (target[:, :2] - data.default_joint_pos[:, :2])   # the action moves the base too
-        data.root_lin_vel_b[:, :2] = 0.95 * data.root_lin_vel_b[:, :2] + 0.05 * (0.8 * cmd[:, :2] + 0.5 * push)
-        data.root_ang_vel_b[:, 2] = 0.95 * data.root_ang_vel_b[:, 2] + 0.05 * cmd[:, 2]
-        yaw = yaw_of(data.root_quat_w)
+        lean = (target[:, :2] - data.default_joint_pos[:, :2])   # the action moves the base too
+        # a first-order lag in the base frame; PhysX's state (and a push) is the world-frame velocity
+        q = data.root_quat_w
+        v_b, w_b = data.root_lin_vel_b, data.root_ang_vel_b
+        v_b[:, :2] = 0.95 * v_b[:, :2] + 0.05 * (0.8 * cmd[:, :2] + 0.5 * lean)
+        w_b[:, 2] = 0.95 * w_b[:, 2] + 0.05 * cmd[:, 2]
+        data.root_com_vel_w[:] = torch.cat((quat_apply(q, v_b), quat_apply(q, w_b)), dim=-1)
+        data.root_pos_w[:, :2] += data.root_lin_vel_w[:, :2] * dt
+        yaw = yaw_of(q)
         c, s = torch.cos(yaw), torch.sin(yaw)
-        v = data.root_lin_vel_b
-        data.root_pos_w[:, 0] += (c * v[:, 0] - s * v[:, 1]) * dt
-        data.root_pos_w[:, 1] += (s * v[:, 0] + c * v[:, 1]) * dt
         # trot: diagonal pairs alternate, 2 Hz
         self._phase += 2 * math.pi * 2.0 * dt
         names = data.body_names
@@ -560,16 +992,11 @@ class FakeManagerBasedRLEnv:
             self.scene.sensors["height_scanner"].update(data.root_pos_w, yaw)
 
     def _reset_idx(self, ids: torch.Tensor) -> None:
-        data = self.scene["robot"].data
-        k = len(ids)
-        yaw = (torch.rand(k) * 2 - 1) * 3.14
-        data.root_pos_w[ids] = self.scene.env_origins[ids] + torch.cat(
-            ((torch.rand(k, 2) - 0.5), torch.full((k, 1), 0.3)), dim=1)
-        data.root_quat_w[ids] = torch.stack((torch.cos(yaw / 2), 0 * yaw, 0 * yaw, torch.sin(yaw / 2)), dim=-1)
-        data.root_lin_vel_b[ids] = 0.0
-        data.root_ang_vel_b[ids] = 0.0
-        data.joint_pos[ids] = data.default_joint_pos[ids]
-        data.joint_vel[ids] = 0.0
-        self.scene.sensors["contact_forces"].reset(ids)
+        # the robot's pose, velocity and joints come back only through the "reset" events
+        self.scene.reset(ids)
+        if "reset" in self.event_manager.available_modes:
+            self.event_manager.apply(mode="reset", env_ids=ids,
+                                     global_env_step_count=self._sim_step_counter // self.cfg.decimation)
         self.extras["log"] = dict(self.command_manager.reset(ids))
+        self.extras["log"].update(self.event_manager.reset(ids))
         self.episode_length_buf[ids] = 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -35,10 +37,13 @@ def _one_thread_and_no_open_env():
     ienv.release_process()
 
 
-def make(terrain="flat", n=4, external=False, seed=0, **options):
+def make(terrain="flat", n=4, external=False, seed=0, edit=None, **options):
+    """The driver on a fake env built from the edited Go2 cfg; edit(cfg) runs after the harness's edit."""
     opts = EnvOptions(num_envs=n, terrain=terrain, **options)
     cfg = fk.make_go2_cfg(terrain)
     task_config.configure_env_cfg(cfg, opts, seed=seed, device="cpu", external_commands=external, terms=fk.fake_terms())
+    if edit is not None:
+        edit(cfg)
     fake = fk.FakeManagerBasedRLEnv(cfg, seed=seed)
     return ienv.IsaacLabQuadrupedEnv.from_isaac_env(fake, opts, seed=seed, external_commands=external), fake
 
@@ -128,7 +133,8 @@ def _isaac_shaped_scene(n=3):
     robot, contact = fk.FakeArticulation(n), fk.FakeContactSensor(n)
     d, c, names = robot.data, contact.data, fk.GO2_BODY_NAMES
     g = torch.Generator().manual_seed(0)
-    for t in (d.joint_pos, d.joint_vel, d.joint_acc, d.applied_torque, d.root_lin_vel_b, d.root_ang_vel_b,
+    # root velocities are set in the world frame (PhysX's state); the base-frame ones derive from it
+    for t in (d.joint_pos, d.joint_vel, d.joint_acc, d.applied_torque, d.root_com_vel_w,
               d.body_lin_vel_w, c.current_air_time, c.last_air_time, c.last_contact_time):
         t.copy_(torch.rand(t.shape, generator=g))
     d.root_pos_w[:] = torch.tensor([1.0, 2.0, 0.31])
@@ -159,6 +165,7 @@ def test_state_adapter_reads_isaac_buffers_into_our_order():
             assert torch.equal(getattr(s, ours)[:, k], getattr(d, isaac)[:, fk.ISAAC_JOINT_ORDER.index(name)])
     assert torch.allclose(s.default_joint_pos[0], torch.tensor(config.DEFAULT_JOINT_POS))
     assert torch.equal(s.base_lin_vel, d.root_lin_vel_b) and torch.equal(s.base_ang_vel, d.root_ang_vel_b)
+    assert not torch.allclose(s.base_lin_vel, d.root_lin_vel_w)        # base frame, not PhysX's world frame
     assert torch.allclose(s.projected_gravity[0], torch.tensor([0.0, -math.sin(0.4), -math.cos(0.4)]), atol=1e-6)
     assert torch.allclose(s.base_height, torch.full((3,), 0.31))
     assert torch.allclose(s.foot_height[0], torch.tensor([0.02, 0.05, 0.08, 0.11]))
@@ -242,6 +249,31 @@ def test_cfg_flat_and_external_commands():
     assert t.terrain_type == "plane" and t.terrain_generator is None and cfg.scene.height_scanner is None
     cmd = cfg.commands.base_velocity
     assert cmd.resampling_time_range == (config.EPISODE_SECONDS,) * 2 and cmd.rel_standing_envs == 0.0
+
+
+def test_unset_reward_weight_or_event_mode_fails_like_isaac_configclass():
+    """Isaac Lab's RewardTermCfg.weight and EventTermCfg.mode are MISSING: a term that leaves them
+    unset constructs, but validate() -- which ManagerBasedEnv.__init__ runs on the whole cfg -- raises."""
+    hook = fk.RewardTermCfg(func=task_config.transition_hook)
+    push = fk.EventTermCfg(func=fk.push_by_setting_velocity, interval_range_s=(2.0, 2.0),
+                           params={"velocity_range": {"x": (-0.5, 0.5)}})
+    for term, name in ((hook, "weight"), (push, "mode")):
+        expected = f"Missing values detected in object {type(term).__name__} for the following fields:\n  - {name}\n"
+        with pytest.raises(TypeError, match=re.escape(expected)):
+            term.validate()
+    assert fk.RewardTermCfg(func=task_config.transition_hook, weight=0.0).validate() == []
+    for group, name, term, missing in (("rewards", task_config.HOOK_TERM, hook, "weight"),
+                                       ("events", "push_robot", push, "mode")):
+        cfg = fk.make_go2_cfg("flat")
+        task_config.configure_env_cfg(cfg, EnvOptions(num_envs=2), seed=0, device="cpu", external_commands=False,
+                                      terms=fk.fake_terms())
+        setattr(getattr(cfg, group), name, term)
+        with pytest.raises(TypeError, match=re.escape(f"UnitreeGo2FlatEnvCfg for the following fields:\n"
+                                                      f"  - {group}.{name}.{missing}\n")):
+            fk.FakeManagerBasedRLEnv(cfg)
+    # every term the harness adds is complete
+    cfg, _ = _configured("rough", added_mass_range=(0.0, 1.0), push_interval_seconds=2.0)
+    assert fk.validate_cfg(cfg) == []
 
 
 def test_cfg_refuses_a_task_that_is_not_the_harness_simulation():
@@ -391,6 +423,137 @@ def test_rough_terrain_levels_heights_and_pending_level_changes():
     assert torch.allclose(d.root_pos_w[3, :2], origin[:2], atol=0.51)  # respawned on its new row
     with pytest.raises(ValueError, match="levels"):
         env.set_terrain_levels(torch.zeros(3))
+
+
+# --- Isaac's event manager running what the cfg edit configures -------------------------------
+
+
+def test_startup_events_run_once_when_the_env_is_made_not_at_resets():
+    calls = []
+
+    class CountedMass(fk.randomize_rigid_body_mass):
+        def __call__(self, env, env_ids, **params):
+            calls.append(env_ids)
+            super().__call__(env, env_ids, **params)
+
+    def count_mass_calls(cfg):
+        cfg.events.add_base_mass.func = CountedMass
+
+    env, fake = make(n=4, friction_range=(0.5, 1.2), added_mass_range=(-0.5, 2.0), edit=count_mass_calls)
+    robot = fake.scene["robot"]
+    view = robot.root_physx_view
+    assert calls == [None]                               # once, for every env, while the env is made
+    materials = view.get_material_properties()
+    static, dynamic, restitution = materials.unbind(-1)
+    assert ((static >= 0.5) & (static <= 1.2)).all() and static.unique().numel() > 1
+    assert (dynamic <= static).all() and (restitution == 0.0).all()      # make_consistent
+    masses = view.get_masses()
+    added = masses - robot.data.default_mass
+    base = robot.body_names.index("base")
+    assert ((added[:, base] >= -0.5) & (added[:, base] <= 2.0)).all() and added[:, base].unique().numel() == 4
+    assert (torch.cat((added[:, :base], added[:, base + 1:]), dim=1) == 0.0).all()   # the trunk only
+    env.reset()
+    fake.base_contact_at = {2: [1], 4: [0, 3]}
+    for _ in range(5):
+        env.step(torch.zeros(4, 12))
+    assert calls == [None]
+    assert torch.equal(view.get_masses(), masses) and torch.equal(view.get_material_properties(), materials)
+
+    _, plain = make(n=2)                                 # no DR options: Isaac's fixed friction, no added mass
+    view = plain.scene["robot"].root_physx_view
+    assert torch.allclose(view.get_material_properties()[..., :2], torch.tensor([0.8, 0.6]))
+    assert torch.equal(view.get_masses(), plain.scene["robot"].data.default_mass)
+    assert plain.event_manager.active_terms["startup"] == ["physics_material"]
+
+
+def test_reset_events_reset_only_the_envs_being_reset():
+    calls = []
+
+    def recorded_reset_base(env, env_ids, **params):
+        calls.append(env_ids.tolist())
+        fk.reset_root_state_uniform(env, env_ids, **params)
+
+    def record_reset_base(cfg):
+        cfg.events.reset_base.func = recorded_reset_base
+
+    env, fake = make(n=3, obs_noise=False, edit=record_reset_base)
+    assert calls == []                                   # making the env resets nothing
+    env.reset()
+    assert calls == [[0, 1, 2]]
+    robot = fake.scene["robot"]
+    d = robot.data
+    act = torch.full((3, 12), 0.2)
+    env.step(act)
+    robot.write_root_velocity_to_sim(torch.tensor([[1.0, -0.5, 0.2, 0.3, -0.1, 0.4]]).repeat(3, 1))
+    yaw_before = fk.yaw_of(d.root_quat_w)
+    fake.base_contact_at = {2: [1]}
+    obs, _, terminated, _, _ = env.step(act)             # env 1's trunk touches: Isaac resets it in this step
+    assert terminated.tolist() == [False, True, False] and calls == [[0, 1, 2], [1]]
+    # env 1: Go2's spawn pose around its origin, at rest, default joints (reset_base, reset_robot_joints)
+    origin = fake.scene.env_origins[1]
+    assert (d.root_pos_w[1, :2] - origin[:2]).abs().max() <= 0.5
+    assert torch.isclose(d.root_pos_w[1, 2], origin[2] + fk.GO2_INIT_POS[2])
+    assert abs(float(fk.yaw_of(d.root_quat_w)[1] - yaw_before[1])) > 1e-4
+    assert torch.equal(d.root_com_vel_w[1], torch.zeros(6))
+    assert torch.equal(obs[1, SL["base_lin_vel"]], torch.zeros(3))
+    assert torch.equal(d.joint_pos[1], d.default_joint_pos[1]) and torch.equal(d.joint_vel[1], torch.zeros(12))
+    for e in (0, 2):                                     # untouched by the reset events
+        assert torch.isclose(fk.yaw_of(d.root_quat_w)[e], yaw_before[e])
+        assert d.root_com_vel_w[e].abs().min() > 0.0
+        assert not torch.allclose(d.joint_pos[e], d.default_joint_pos[e])
+
+
+def _record_pushes(log: list):
+    """An edit that wraps push_robot's func, logging each call's step, env ids and velocity change."""
+    def recorded_push(env, env_ids, **params):
+        d = env.scene["robot"].data
+        before_w, before_b = d.root_lin_vel_w[env_ids].clone(), d.root_lin_vel_b[env_ids].clone()
+        fk.push_by_setting_velocity(env, env_ids, **params)
+        after_w, after_b = d.root_lin_vel_w[env_ids].clone(), d.root_lin_vel_b[env_ids].clone()
+        log.append(SimpleNamespace(step=env.common_step_counter, env_ids=env_ids.tolist(),
+                                   dv_w=after_w - before_w, dv_b=after_b - before_b, after_b=after_b))
+
+    def edit(cfg):
+        cfg.events.push_robot.func = recorded_push
+    return edit
+
+
+def test_push_robot_fires_on_each_envs_own_interval_within_the_configured_velocity():
+    pushes = []
+    env, fake = make(n=4, push_interval_seconds=2.0, push_velocity=0.7, edit=_record_pushes(pushes))
+    assert fake.event_manager.active_terms["interval"] == ["push_robot"]
+    env.reset()
+    fake.base_contact_at = {30: [1]}       # env 1's new episode at step 30 restarts its 2 s timer
+    for _ in range(240):
+        env.step(torch.zeros(4, 12))
+    # float32 timers, as Isaac's: 2.0 - 100 x 0.02 is still above the 1e-6 threshold, so a push comes
+    # every 101 steps; env 1's timer restarts in step 30 and counts that step too
+    assert [(p.step, p.env_ids) for p in pushes] == [(101, [0, 2, 3]), (130, [1]), (202, [0, 2, 3]), (231, [1])]
+    dv_w = torch.cat([p.dv_w for p in pushes])
+    assert (dv_w[:, :2].abs() <= 0.7).all() and dv_w[:, :2].abs().max() > 0.1
+    assert torch.equal(dv_w[:, 2], torch.zeros(len(dv_w)))      # planar pushes only
+
+
+def test_push_adds_world_frame_velocity_to_a_yawed_robot():
+    """Isaac's push adds the sampled velocity to root_vel_w (world frame). A one-sided range shows
+    the frame: the same world-frame push reads turned in the base frame of a robot yawed 90 deg."""
+    pushes = []
+
+    def push_along_world_x(cfg):
+        _record_pushes(pushes)(cfg)
+        cfg.events.push_robot.params["velocity_range"] = {"x": (0.6, 0.6), "y": (0.0, 0.0)}
+
+    env, fake = make(n=2, external=True, obs_noise=False, push_interval_seconds=2.0, edit=push_along_world_x)
+    env.reset(yaw=torch.tensor([math.pi / 2, 0.0]))
+    env.set_commands(torch.zeros(2, 3))
+    for _ in range(101):                               # the first push comes in step 101 (see above)
+        obs, *_ = env.step(torch.zeros(2, 12))
+    (push,) = pushes
+    assert push.step == 101 and push.env_ids == [0, 1]
+    assert torch.allclose(push.dv_w, torch.tensor([[0.6, 0.0, 0.0], [0.6, 0.0, 0.0]]), atol=1e-6)
+    assert torch.allclose(push.dv_b, torch.tensor([[0.0, -0.6, 0.0], [0.6, 0.0, 0.0]]), atol=1e-5)
+    # the next observation carries the push, in the base frame
+    assert torch.equal(obs[:, SL["base_lin_vel"]], push.after_b)
 
 
 # --- the harness's own evaluation loop on the Isaac backend ----------------------------------

@@ -23,7 +23,7 @@ TORCH_FREE = (
     "harness.backends", "harness.display", "harness.env_api", "harness.experiment", "harness.gitops",
     "harness.integrity", "harness.isaaclab.boot", "harness.plots", "harness.proc", "harness.report",
     "harness.results", "harness.runs", "harness.scoring", "harness.settings", "harness.summary",
-    "harness.supervisor", "harness.verdict", "harness.video",
+    "harness.supervisor", "harness.threads", "harness.verdict", "harness.video",
 )
 
 

@@ -24,7 +24,7 @@ def test_total_mass_matches_go2(flat_model):
 
 def test_joint_order_and_ranges(flat_model):
     m = flat_model
-    assert m.nu == 12 and m.nq == 19 and m.nv == 18
+    assert m.nu == 24 and m.nq == 19 and m.nv == 18  # 12 PD servos, then 12 back-EMF terms
     for i, name in enumerate(config.JOINT_NAMES):
         j = m.joint(name)
         assert m.jnt_qposadr[j.id] == 7 + i
@@ -39,8 +39,8 @@ def test_joint_order_and_ranges(flat_model):
         else:
             assert (lo, hi) == pytest.approx((-2.723, -0.838))
         assert m.actuator_trnid[i, 0] == j.id
-        assert m.actuator_gainprm[i, 0] == pytest.approx(config.KP)
-        assert m.actuator_forcerange[i] == pytest.approx((-config.TORQUE_LIMIT, config.TORQUE_LIMIT))
+        assert m.actuator_gainprm[i, 0] * m.actuator_gear[i, 0] == pytest.approx(config.KP)
+        assert m.actuator_trnid[12 + i, 0] == j.id
 
 
 def test_geometry_facts(flat_model):
@@ -84,3 +84,38 @@ def test_rough_heightfield_matches_height_lookup():
     assert t.height_at(*centers[hardest, 1]) > 1.0     # pyramid top
     assert t.height_at(*centers[hardest, 2]) < -1.0    # inverted pyramid pit
     assert abs(float(t.height_at(*centers[0, 1]))) < 1e-9  # level 0 is flat
+
+
+def isaac_dc_motor(tau_pd, joint_vel, saturation=23.5, effort_limit=23.5, velocity_limit=30.0):
+    """Isaac Lab's DCMotor._clip_effort (actuators/actuator_pd.py, isaaclab 2.3), re-derived in numpy."""
+    hi = np.clip(saturation * (1.0 - joint_vel / velocity_limit), 0.0, effort_limit)
+    lo = np.clip(saturation * (-1.0 - joint_vel / velocity_limit), -effort_limit, 0.0)
+    return np.clip(tau_pd, lo, hi)
+
+
+def test_motor_torque_follows_isaac_lab_dc_motor_curve(flat_model):
+    """The joint torque MuJoCo applies is Isaac Lab's Go2 DC motor: PD, then the torque-speed limit."""
+    m = flat_model
+    d = mujoco.MjData(m)
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(200):
+        d.qpos[7:] = np.array(config.DEFAULT_JOINT_POS) + rng.uniform(-0.3, 0.3, 12)
+        d.qvel[6:] = rng.uniform(-29.0, 29.0, 12)   # the model's claim holds below the 30 rad/s no-load speed
+        d.ctrl[:12] = np.array(config.DEFAULT_JOINT_POS) + rng.uniform(-1.5, 1.5, 12)
+        mujoco.mj_forward(m, d)
+        q, v = d.qpos[7:], d.qvel[6:]
+        want = isaac_dc_motor(config.KP * (d.ctrl[:12] - q) - config.KD * v, v)
+        np.testing.assert_allclose(d.qfrc_actuator[6:], want, atol=1e-6)
+        checked += int((np.abs(want) < np.abs(config.KP * (d.ctrl[:12] - q) - config.KD * v) - 1e-3).sum())
+    assert checked > 500  # the limit was active in many of the samples, in every quadrant mix
+
+
+def test_physics_model_leaves_out_render_only_geoms():
+    full, physics = robot.build_model(terrain.flat()), robot.build_model(terrain.flat(), visual=False)
+    assert physics.ngeom < full.ngeom
+    assert (physics.nbody, physics.nq, physics.nu, physics.nsensor) == (full.nbody, full.nq, full.nu, full.nsensor)
+    np.testing.assert_allclose(physics.body_mass, full.body_mass)
+    np.testing.assert_allclose(physics.body_inertia, full.body_inertia)
+    for name in ("floor", "trunk", *robot.THIGH_GEOMS, *config.FOOT_NAMES):
+        assert physics.geom(name).size == pytest.approx(full.geom(name).size)

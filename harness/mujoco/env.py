@@ -1,17 +1,16 @@
-"""The embedded MuJoCo backend: N quadrupeds stepped on all CPU threads with mujoco.batch.
+"""The embedded MuJoCo backend: N quadrupeds stepped on all usable CPU threads with mujoco.batch.
 
-One policy step = one `Batch.step(nstep=4)`: the MJCF's position servos (Kp 25, Kd 0.5,
-+-23.5 N m) compute the PD at every 200 Hz substep; integrator implicitfast, joint armature
-0.01 kg m^2. The batch is persistent and asked for mjSTAGE_VEL after each step, so positions,
-velocities, site poses and velocity sensors describe the new state (at no extra cost: the
-next step continues from those stages), while contact forces and actuator torques are those
-of the last substep, as Isaac Lab's sensors report them.
+One policy step = one `Batch.step(nstep=4)` of a model without the render-only geoms (the video
+renders the full `render_model`). The MJCF's DC motors (PD Kp 25, Kd 0.5 under Isaac Lab's Go2
+torque-speed limit) act at every 200 Hz substep; integrator Euler, armature 0.01 kg m^2. The
+batch keeps one MjData per thread, not per robot (1.3x faster), and computes mjSTAGE_VEL after
+each step, so positions, velocities, site poses and velocity sensors describe the new state,
+while contact forces, joint torques and joint_acc (qacc: under Euler exactly the velocity change
+over one physics step, as Isaac Lab differences it) are those of the last substep.
 
 Per-step work is vectorised numpy over the batch's bound arrays, with no per-env Python loop;
-torch only at the edges (actions in, state and observation out). numpy rather than torch
-inside on purpose: the ops are small (numpy's per-call cost is lower), and torch's parallel
-kernels contend with the batch's worker threads, which spin briefly after each call.
-Simulation arrays are float64; the state and observation handed out are float32 on `device`.
+torch only at the edges (actions in, state and observation out), since numpy's per-call cost is
+lower for these small ops. Simulation arrays are float64; what is handed out is float32 on `device`.
 """
 
 from __future__ import annotations
@@ -41,11 +40,9 @@ _BAD_WARNINGS = [
     mujoco.mjtWarning.mjWARN_BADQACC.value,
 ]
 _WARN_NUMBER = 1  # mjWarningStat is (lastinfo, number)
-_PERSISTENT = True          # one MjData per sim, so stage VEL after a step costs nothing extra
+_PERSISTENT = False         # per-thread MjData: faster than one per sim, though stage VEL is then recomputed
 _STEP_STAGE = _STAGE_VEL    # derived kinematics describe the new state
-# A state beyond these is treated as blown up, even without a MuJoCo warning.
-_MAX_ABS_QVEL = 1.0e3
-_MAX_ABS_POS = 1.0e3
+_MAX_ABS_QVEL = _MAX_ABS_POS = 1.0e3  # a state beyond these is blown up, even without a MuJoCo warning
 _RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile centre
 _F32 = np.float32
 
@@ -56,8 +53,8 @@ class MujocoQuadrupedEnv:
     Extra constructor keywords the harness does not pass from train.py:
       nthread        batch threads, 0 = every CPU;
       episode_steps  episode length in policy steps (tests use short episodes).
-    Extras: `model` (the compiled MjModel), `get_data(i)` (env i's MjData, forward computed,
-    for rendering), `set_episode_steps(steps)` (rsl-rl's random episode start), `reseed(seed)`.
+    Extras: `model` (the simulated MjModel), `render_model` (the same robot with its looks),
+    `get_data(i)` (env i's state in a render_model MjData, forward computed), `set_episode_steps(steps)` (rsl-rl's random episode start), `reseed(seed)`.
     """
 
     obs_dim = config.OBS_DIM
@@ -85,17 +82,18 @@ class MujocoQuadrupedEnv:
         self.seed = int(seed)
 
         self.terrain = terrain_mod.rough() if options.terrain == "rough" else terrain_mod.flat()
-        self.model = robot.build_model(self.terrain)
+        self.model = robot.build_model(self.terrain, visual=False)
+        self._render: tuple[mujoco.MjModel, mujoco.MjData] | None = None
         self.index = idx = robot.index(self.model)
         self._batch = b = mujoco.batch.Batch(self.model, n, nthread, persistent=_PERSISTENT)
 
-        # live (N, ...) float64 views of the batch
-        self._qpos = b.bind("qpos")
+        self._qpos = b.bind("qpos")  # live (N, ...) float64 views of the batch
         self._qvel = b.bind("qvel")
-        self._ctrl = b.bind("ctrl")
+        self._ctrl = b.bind("ctrl")[:, :config.NUM_JOINTS]  # the PD targets (then the back-EMF terms)
         self._sensordata = b.bind("sensordata")
         self._site_xpos = b.bind("site_xpos")
-        self._actuator_force = b.bind("actuator_force")
+        self._joint_torque = b.bind("qfrc_actuator")[:, 6:]  # the motor's applied torque, after its limits
+        self._joint_acc = b.bind("qacc")[:, 6:]
         # sensordata columns of the [fx, fy, fz] of the 9 contact sensors (feet, thighs, trunk)
         contact_adr = np.concatenate([idx.foot_contact, idx.thigh_contact, [idx.trunk_contact]])
         self._contact_cols = contact_adr[:, None] + np.arange(1, 4)                # (9, 3)
@@ -111,8 +109,7 @@ class MujocoQuadrupedEnv:
         self._tile_centers = self.terrain.tile_centers()  # (levels, types, 2)
 
         self._rng = np.random.default_rng(self.seed)                 # dynamics randomness
-        self._obs_gen = torch.Generator()                            # observation noise (CPU)
-        self._obs_gen.manual_seed(self.seed + 7919)
+        self._obs_gen = torch.Generator().manual_seed(self.seed + 7919)  # observation noise (CPU)
 
         self._ranges = {k: tuple(float(v) for v in getattr(options, k)) for k in config.COMMAND_NAMES}
         self._resample_steps = max(1, int(round(options.resample_seconds / config.CONTROL_DT)))
@@ -125,7 +122,6 @@ class MujocoQuadrupedEnv:
         self._commands = np.zeros((n, 3), _F32)
         self._actions = np.zeros((n, 12), _F32)
         self._last_actions = np.zeros((n, 12), _F32)
-        self._prev_joint_vel = np.zeros((n, 12), _F32)
         self._air_time = np.zeros((n, 4), _F32)
         self._contact_time = np.zeros((n, 4), _F32)
         self._last_air_time = np.zeros((n, 4), _F32)
@@ -243,11 +239,20 @@ class MujocoQuadrupedEnv:
 
     # --- the simulation itself (rendering, tests) -------------------------------------------
 
+    @property
+    def render_model(self) -> mujoco.MjModel:
+        """The simulated robot with its render-only geoms (same bodies and joints as `model`)."""
+        if self._render is None:
+            model = robot.build_model(self.terrain)
+            self._render = model, mujoco.MjData(model)
+        return self._render[0]
+
     def get_data(self, i: int) -> mujoco.MjData:
-        """Env i's MjData, forward computed (for rendering)."""
+        """Env i's state in a render_model MjData, forward computed (for rendering)."""
         self._check_open()
-        data = self._batch.get_data(int(i))
-        mujoco.mj_forward(self._batch.get_model(int(i)), data)
+        model, data = self.render_model, self._render[1]
+        data.qpos[:], data.qvel[:] = self._qpos[int(i)], self._qvel[int(i)]
+        mujoco.mj_forward(model, data)
         return data
 
     @property
@@ -329,7 +334,7 @@ class MujocoQuadrupedEnv:
         foot_pos = self._site_xpos[:, self.index.foot_sites]
         foot_height = foot_pos[..., 2] - self.terrain.height_at(foot_pos[..., 0], foot_pos[..., 1])
         base_height = self._qpos[:, 2] - self.terrain.height_at(self._qpos[:, 0], self._qpos[:, 1])
-        torques = self._actuator_force.astype(_F32)
+        torques = self._joint_torque.astype(_F32)
         return force, foot_vel, foot_height.astype(_F32), base_height.astype(_F32), torques
 
     def _update_foot_timers(self, is_contact: np.ndarray) -> np.ndarray:
@@ -346,8 +351,7 @@ class MujocoQuadrupedEnv:
 
     def _make_state(self, kin, contacts, first_contact) -> RobotState:
         force, foot_vel, foot_height, base_height, torques = contacts
-        joint_acc = (kin["joint_vel"] - self._prev_joint_vel) / _F32(config.CONTROL_DT)
-        self._prev_joint_vel = kin["joint_vel"]
+        joint_acc = self._joint_acc.astype(_F32)
         thr = config.CONTACT_FORCE_THRESHOLD
         n = self.num_envs
         floats = {
@@ -414,7 +418,7 @@ class MujocoQuadrupedEnv:
             raise RuntimeError(f"MuJoCo failed on a fresh reset: {e}") from e
         self._warn_seen[ids] = self._batch.warning[ids][:, _BAD_WARNINGS, _WARN_NUMBER]
 
-        for buf in (self._actions, self._last_actions, self._prev_joint_vel, self._air_time,
+        for buf in (self._actions, self._last_actions, self._air_time,
                     self._contact_time, self._last_air_time, self._last_contact_time):
             buf[ids] = 0.0
         self._episode_step[ids] = 0

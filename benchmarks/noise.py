@@ -1,0 +1,113 @@
+"""The seed noise and the same-seed repeat noise of train.py's score, measured as real runs.
+
+    uv run python benchmarks/noise.py --seeds 1 2 3 4 5 --repeat 1 2    # 5 seeds, then seeds 1 and 2 again
+    uv run python benchmarks/noise.py --summary                          # the figures from the file so far
+
+Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
+in the sandbox for the budget, then the separate scoring process scores the policy. Rows are
+appended to benchmarks/noise_runs.tsv (commit, seed, repeat, vel_err, survival, env steps,
+steps/s, training and CPU seconds, machine load), so the data outlives the run. Take it on a quiet
+machine: anything else running changes steps/s and the score. --summary prints the seed sd (one
+run per seed) and the same-seed repeat sd (pooled over seeds run more than once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness import sandbox, scoring, supervisor  # noqa: E402
+from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "noise_runs.tsv"
+FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps_per_s", "train_s",
+          "cpu_s", "load_before", "budget_s", "run_dir"]
+
+
+def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
+    out = folder / f"seed{seed}-r{repeat}"
+    out.mkdir(parents=True)
+    train_copy = folder / "train.py"
+    box = sandbox.choose("mujoco")
+    cmd = [sys.executable, "-m", "harness.worker", "--train", str(train_copy), "--seed", str(seed),
+           "--out", str(out), "--backend", "mujoco", "--device", "cpu", "--budget", str(budget)]
+    cmd = sandbox.wrap(cmd, box, ROOT, writable=out, readable=[train_copy])
+    load = os.getloadavg()[0]
+    cpu0 = os.times()
+    w = supervisor.run_supervised(cmd, out / "train.log", budget, cwd=ROOT)
+    cpu1 = os.times()
+    if not w.ok:
+        raise SystemExit(f"seed {seed} repeat {repeat} crashed: {w.reason} (see {out / 'train.log'})")
+    m = scoring.run_evaluation(out / ARTIFACT_NAME, out / "metrics.json", "mujoco", "cpu")
+    return {"seed": seed, "repeat": repeat, "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}",
+            "env_steps": w.env_steps, "steps_per_s": round(w.env_steps / w.train_s),
+            "train_s": f"{w.train_s:.1f}",
+            "cpu_s": f"{(cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system):.0f}",
+            "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT))}
+
+
+def summary() -> None:
+    rows = list(csv.DictReader(DATA.open(), delimiter="\t"))
+    first = {}
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        s, v = int(r["seed"]), float(r["vel_err"])
+        first.setdefault(s, v)
+        by_seed.setdefault(s, []).append(v)
+    seeds = list(first.values())
+    print(f"runs: {len(rows)}  seeds: {len(seeds)}  mean vel_err {statistics.mean(seeds):.4f}")
+    if len(seeds) >= 2:
+        print(f"seed sd (first run of each seed): {statistics.stdev(seeds):.4f}")
+    groups = [v for v in by_seed.values() if len(v) >= 2]
+    if groups:
+        ss = sum(sum((x - statistics.mean(v)) ** 2 for x in v) for v in groups)
+        dof = sum(len(v) - 1 for v in groups)
+        print(f"same-seed repeat sd (pooled over {len(groups)} seeds, {dof} dof): {math.sqrt(ss / dof):.4f}")
+    rates = [float(r["steps_per_s"]) for r in rows]
+    print(f"steps/s: median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="*", default=[])
+    p.add_argument("--repeat", type=int, nargs="*", default=[], help="seeds to run once more afterwards")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S)
+    p.add_argument("--summary", action="store_true")
+    a = p.parse_args()
+    if a.summary:
+        summary()
+        return 0
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    folder = ROOT / "runs" / f"noise-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True)
+    (folder / "train.py").write_bytes((ROOT / "train.py").read_bytes())
+    new_file = not DATA.exists()
+    earlier = [] if new_file else list(csv.DictReader(DATA.open(), delimiter="\t"))
+    for seed in [*a.seeds, *a.repeat]:
+        repeat = sum(r["commit"] == commit and int(r["seed"]) == seed for r in earlier)
+        row = {"commit": commit, **run_one(seed, repeat, a.budget, folder)}
+        earlier.append(row | {"seed": str(seed)})
+        with DATA.open("a", newline="") as f:
+            w = csv.DictWriter(f, FIELDS, delimiter="\t")
+            if new_file:
+                w.writeheader()
+                new_file = False
+            w.writerow(row)
+        print("\t".join(str(row[k]) for k in FIELDS), flush=True)
+    summary()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
