@@ -1,6 +1,7 @@
 """The seed noise and the same-seed repeat noise of train.py's score, measured as real runs.
 
     uv run python benchmarks/noise.py --seeds 1 2 3 4 5 --repeat 1 2    # 5 seeds, then seeds 1 and 2 again
+    uv run python benchmarks/noise.py --import-run runs/<run_id>          # add a `uv run train.py` run's seeds
     uv run python benchmarks/noise.py --summary                          # the figures from the file so far
 
 Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import statistics
@@ -56,6 +58,35 @@ def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
             "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT))}
 
 
+def append(row: dict) -> None:
+    new_file = not DATA.exists()
+    with DATA.open("a", newline="") as f:
+        w = csv.DictWriter(f, FIELDS, delimiter="\t")
+        if new_file:
+            w.writeheader()
+        w.writerow(row)
+    print("\t".join(str(row[k]) for k in FIELDS), flush=True)
+
+
+def repeats_so_far(commit: str, seed: int) -> int:
+    rows = list(csv.DictReader(DATA.open(), delimiter="\t")) if DATA.exists() else []
+    return sum(r["commit"] == commit and int(r["seed"]) == seed for r in rows)
+
+
+def import_run(run_dir: Path) -> None:
+    """Add the seeds of a finished `uv run train.py` experiment (its experiment.json)."""
+    record = json.loads((run_dir / "experiment.json").read_text())
+    commit = record["commit"][:7]
+    for r in record["seeds"]:
+        if not r["ok"]:
+            continue
+        m = r["metrics"]
+        append({"commit": commit, "seed": r["seed"], "repeat": repeats_so_far(commit, r["seed"]),
+                "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}", "env_steps": r["env_steps"],
+                "steps_per_s": round(r["env_steps"] / r["train_s"]), "train_s": f"{r['train_s']:.1f}", "cpu_s": "",
+                "load_before": "", "budget_s": record["settings"]["budget_s"], "run_dir": str(run_dir)})
+
+
 def summary() -> None:
     rows = list(csv.DictReader(DATA.open(), delimiter="\t"))
     first = {}
@@ -83,8 +114,11 @@ def main() -> int:
     p.add_argument("--repeat", type=int, nargs="*", default=[], help="seeds to run once more afterwards")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S)
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--import-run", type=Path, help="a harness run folder (with experiment.json) to add")
     a = p.parse_args()
-    if a.summary:
+    if a.import_run:
+        import_run(a.import_run)
+    if a.summary or a.import_run:
         summary()
         return 0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -92,19 +126,8 @@ def main() -> int:
     folder = ROOT / "runs" / f"noise-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.mkdir(parents=True)
     (folder / "train.py").write_bytes((ROOT / "train.py").read_bytes())
-    new_file = not DATA.exists()
-    earlier = [] if new_file else list(csv.DictReader(DATA.open(), delimiter="\t"))
     for seed in [*a.seeds, *a.repeat]:
-        repeat = sum(r["commit"] == commit and int(r["seed"]) == seed for r in earlier)
-        row = {"commit": commit, **run_one(seed, repeat, a.budget, folder)}
-        earlier.append(row | {"seed": str(seed)})
-        with DATA.open("a", newline="") as f:
-            w = csv.DictWriter(f, FIELDS, delimiter="\t")
-            if new_file:
-                w.writeheader()
-                new_file = False
-            w.writerow(row)
-        print("\t".join(str(row[k]) for k in FIELDS), flush=True)
+        append({"commit": commit, **run_one(seed, repeats_so_far(commit, seed), a.budget, folder)})
     summary()
     return 0
 

@@ -179,6 +179,8 @@ def test_train_context_env_heartbeat_budget_and_curves(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
     assert [r["env_steps"] for r in rows] == ["4", "8"] and rows[1]["rew/track"] == "0.5" and rows[0]["rew/track"] == ""
     assert sent[-1]["type"] == "log" and sent[-1]["scalars"] == {"reward": 2.0, "rew/track": 0.5}
+    # each log carries the harness's own step count in a beat, however fast iterations come
+    assert sent[-2] == {"type": "beat", "env_steps": 4} and sent[-4] == {"type": "beat", "env_steps": 4}
     time.sleep(0.55)
     assert ctx.time_up() and ctx.time_left() == 0.0
     env.close()
