@@ -7,7 +7,7 @@
 Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
 in the sandbox for the budget, then the separate scoring process scores the policy. Rows are
 appended to benchmarks/noise_runs.tsv (commit, seed, repeat, vel_err, survival, env steps,
-steps/s, training and CPU seconds, machine load), so the data outlives the run. Take it on a quiet
+steps/s, training seconds, the load average before the run), so the data outlives the run. Take it on a quiet
 machine: anything else running changes steps/s and the score. --summary prints the seed sd (one
 run per seed) and the same-seed repeat sd (pooled over seeds run more than once).
 """
@@ -33,7 +33,7 @@ from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "noise_runs.tsv"
 FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps_per_s", "train_s",
-          "cpu_s", "load_before", "budget_s", "run_dir"]
+          "load_before", "budget_s", "run_dir"]
 
 
 def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
@@ -45,16 +45,13 @@ def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
            "--out", str(out), "--backend", "mujoco", "--device", "cpu", "--budget", str(budget)]
     cmd = sandbox.wrap(cmd, box, ROOT, writable=out, readable=[train_copy])
     load = os.getloadavg()[0]
-    cpu0 = os.times()
     w = supervisor.run_supervised(cmd, out / "train.log", budget, cwd=ROOT)
-    cpu1 = os.times()
     if not w.ok:
         raise SystemExit(f"seed {seed} repeat {repeat} crashed: {w.reason} (see {out / 'train.log'})")
     m = scoring.run_evaluation(out / ARTIFACT_NAME, out / "metrics.json", "mujoco", "cpu")
     return {"seed": seed, "repeat": repeat, "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}",
             "env_steps": w.env_steps, "steps_per_s": round(w.env_steps / w.train_s),
             "train_s": f"{w.train_s:.1f}",
-            "cpu_s": f"{(cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system):.0f}",
             "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT))}
 
 
@@ -83,7 +80,7 @@ def import_run(run_dir: Path) -> None:
         m = r["metrics"]
         append({"commit": commit, "seed": r["seed"], "repeat": repeats_so_far(commit, r["seed"]),
                 "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}", "env_steps": r["env_steps"],
-                "steps_per_s": round(r["env_steps"] / r["train_s"]), "train_s": f"{r['train_s']:.1f}", "cpu_s": "",
+                "steps_per_s": round(r["env_steps"] / r["train_s"]), "train_s": f"{r['train_s']:.1f}",
                 "load_before": "", "budget_s": record["settings"]["budget_s"], "run_dir": str(run_dir)})
 
 
