@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # harness.threads.child_env, before torch loads
+from harness import threads  # noqa: E402  (torch-free)
 
-from harness import threads  # noqa: E402
+os.environ.update(threads.child_env({}))  # what the harness gives a training process, before torch loads
 
 threads.configure()
 import torch  # noqa: E402
