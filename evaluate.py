@@ -15,7 +15,8 @@ Commands:
     uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy
     uv run evaluate.py <path>                                    the same
     uv run evaluate.py apply                                     apply the last verdict with git
-    uv run evaluate.py floor [--seeds N]                         re-run the incumbent: the noise floor
+    uv run evaluate.py floor [--seeds N] [--rerun K ...]          the incumbent on the seeds it lacks (the noise
+                                                                 floor); --rerun drops seed K's scores, runs it again
     uv run evaluate.py report [--json]                           the morning report
     uv run evaluate.py video [RUN_ID|best|policy.pt2] [--out FILE] [--seconds S]
 """
@@ -167,11 +168,14 @@ def main(argv=None) -> int:
                 return experiment.apply_verdict(ROOT, display)
         if command == "floor":
             p = argparse.ArgumentParser(prog="uv run evaluate.py floor")
-            p.add_argument("--seeds", type=int, default=experiment.FLOOR_SEEDS)
+            p.add_argument("--seeds", type=int, default=None,
+                           help="seeds to add (default: those of 1..MAX_SEEDS the incumbent lacks)")
+            p.add_argument("--rerun", type=int, nargs="+", default=[], metavar="K",
+                           help="drop the incumbent's scores on these seeds (a run you know was bad) and run them again")
             settings.add_run_options(p)
             args = p.parse_args(rest)
             with integrity.checkout_lock(ROOT, "uv run evaluate.py floor"):
-                return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display)
+                return experiment.run_floor(ROOT, settings.make_settings(args), args.seeds, display, rerun=args.rerun)
     except (gitops.GitError, results.ResultsError, settings.UsageError, backends.BackendError,
             integrity.LockedError) as e:
         display.line(f"error: {e}")

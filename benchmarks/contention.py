@@ -6,6 +6,8 @@ For each thread policy it runs train.py's train(ctx) in a fresh process for --se
 alone and then beside one single-threaded CPU-bound competitor (`while True: pass`), in
 alternating rounds, and prints env steps/s for both and their ratio (median over rounds).
 Fair sharing of 2 cores with one busy thread leaves about 0.5-0.7x; the target is >= 0.4x.
+It also prints env steps per CPU-second of the training process, alone and beside, and their
+ratio: near 1.0 would mean a budget counted in CPU seconds gives a loaded run the same steps.
 
 Thread policies (harness.threads sets the first for every real run):
   harness    torch and the simulator one thread per usable CPU, OpenMP told not to spin-wait;
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from harness import threads
 threads.configure()
@@ -39,7 +41,9 @@ from harness.context import TrainContext
 ctx = TrainContext(0, "cpu", "mujoco", {seconds}, False)
 ctx.start_clock()
 train.train(ctx)
-print(json.dumps({{"steps_per_s": ctx.env_steps() / ctx.elapsed(), "torch_threads": torch.get_num_threads()}}))
+cpu = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"steps_per_s": ctx.env_steps() / ctx.elapsed(), "torch_threads": torch.get_num_threads(),
+                  "steps_per_cpu_s": ctx.env_steps() / (cpu.ru_utime + cpu.ru_stime)}}))
 """
 
 
@@ -67,21 +71,25 @@ def main() -> int:
     a = p.parse_args()
     sys.path.insert(0, str(ROOT))
     print(f"usable cpus={len(os.sched_getaffinity(0))} seconds={a.seconds} rounds={a.rounds}")
-    print(f"{'policy':>14} {'alone steps/s':>14} {'beside steps/s':>15} {'ratio':>6}")
+    print(f"{'policy':>14} {'alone steps/s':>14} {'beside steps/s':>15} {'ratio':>6}   "
+          f"{'alone steps/cpu-s':>18} {'beside steps/cpu-s':>19} {'ratio':>6}")
     for policy in a.policies.split(","):
-        alone, beside, ratios = [], [], []
+        alone, beside = [], []
         for _ in range(a.rounds):
-            alone.append(run_training(a.seconds, policy)["steps_per_s"])
+            alone.append(run_training(a.seconds, policy))
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
                 time.sleep(0.5)
-                beside.append(run_training(a.seconds, policy)["steps_per_s"])
+                beside.append(run_training(a.seconds, policy))
             finally:
                 hog.kill()
                 hog.wait()
-            ratios.append(beside[-1] / alone[-1])
-        print(f"{policy:>14} {statistics.median(alone):>14.0f} {statistics.median(beside):>15.0f} "
-              f"{statistics.median(ratios):>6.2f}", flush=True)
+        cols = []
+        for key in ("steps_per_s", "steps_per_cpu_s"):
+            ratio = statistics.median(b[key] / x[key] for x, b in zip(alone, beside))
+            cols.append(f"{statistics.median(x[key] for x in alone):>14.0f} "
+                        f"{statistics.median(b[key] for b in beside):>15.0f} {ratio:>6.2f}")
+        print(f"{policy:>14} {cols[0]}   {cols[1]}", flush=True)
     return 0
 
 

@@ -2,14 +2,19 @@
 
     uv run python benchmarks/noise.py --seeds 1 2 3 4 5 --repeat 1 2    # 5 seeds, then seeds 1 and 2 again
     uv run python benchmarks/noise.py --import-run runs/<run_id>          # add a `uv run train.py` run's seeds
+    uv run python benchmarks/noise.py --rescore                          # score saved policies on today's panel
     uv run python benchmarks/noise.py --summary                          # the figures from the file so far
 
 Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
 in the sandbox for the budget, then the separate scoring process scores the policy. Rows are
 appended to benchmarks/noise_runs.tsv (commit, seed, repeat, vel_err, survival, env steps,
-steps/s, training seconds, the load average before the run), so the data outlives the run. Take it on a quiet
-machine: anything else running changes steps/s and the score. --summary prints the seed sd (one
-run per seed) and the same-seed repeat sd (pooled over seeds run more than once).
+steps/s, training seconds, the load average before the run, the CPU share other processes used
+during it: harness.load, the panel size it was scored on), so the data outlives the run. Take it on
+a quiet machine: anything else running changes steps/s and the score. --rescore scores every saved
+policy again on the harness's current panel (the score at run time stays in vel_err_at_run).
+--summary prints, over the runs scored on the current panel, the seed sd (first run of each seed)
+and the same-seed repeat sd (pooled over seeds run more than once); tests/test_verdict.py drives
+its simulated nights with the same figures (noise_model).
 """
 
 from __future__ import annotations
@@ -28,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import sandbox, scoring, supervisor  # noqa: E402
+from harness import config, sandbox, scoring, supervisor  # noqa: E402
 from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "noise_runs.tsv"
 FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps_per_s", "train_s",
-          "load_before", "budget_s", "run_dir"]
+          "load_before", "budget_s", "run_dir", "foreign_share", "panel_episodes", "vel_err_at_run"]
 
 
 def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
@@ -52,7 +57,8 @@ def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
     return {"seed": seed, "repeat": repeat, "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}",
             "env_steps": w.env_steps, "steps_per_s": round(w.env_steps / w.train_s),
             "train_s": f"{w.train_s:.1f}",
-            "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT))}
+            "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT)),
+            "foreign_share": f"{w.foreign_share:.3f}", "panel_episodes": m["episodes"], "vel_err_at_run": ""}
 
 
 def append(row: dict) -> None:
@@ -66,8 +72,7 @@ def append(row: dict) -> None:
 
 
 def repeats_so_far(commit: str, seed: int) -> int:
-    rows = list(csv.DictReader(DATA.open(), delimiter="\t")) if DATA.exists() else []
-    return sum(r["commit"] == commit and int(r["seed"]) == seed for r in rows)
+    return sum(r["commit"] == commit and int(r["seed"]) == seed for r in read_rows())
 
 
 def import_run(run_dir: Path) -> None:
@@ -81,27 +86,58 @@ def import_run(run_dir: Path) -> None:
         append({"commit": commit, "seed": r["seed"], "repeat": repeats_so_far(commit, r["seed"]),
                 "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}", "env_steps": r["env_steps"],
                 "steps_per_s": round(r["env_steps"] / r["train_s"]), "train_s": f"{r['train_s']:.1f}",
-                "load_before": "", "budget_s": record["settings"]["budget_s"], "run_dir": str(run_dir)})
+                "load_before": "", "budget_s": record["settings"]["budget_s"], "run_dir": f"{run_dir}/seed{r['seed']}",
+                "foreign_share": r.get("foreign_share") or "", "panel_episodes": m["episodes"], "vel_err_at_run": ""})
+
+
+def read_rows() -> list[dict]:
+    return list(csv.DictReader(DATA.open(), delimiter="\t")) if DATA.exists() else []
+
+
+def rescore() -> None:
+    """Score every run whose policy is still on disk on the harness's current panel."""
+    rows = read_rows()
+    for r in rows:
+        policy = ROOT / r["run_dir"] / ARTIFACT_NAME
+        if not policy.is_file() or r["panel_episodes"] == str(config.PANEL_EPISODES):
+            continue
+        m = scoring.run_evaluation(policy, policy.with_name(f"metrics_{config.PANEL_EPISODES}.json"), "mujoco", "cpu")
+        r["vel_err_at_run"] = r["vel_err_at_run"] or r["vel_err"]
+        r.update(vel_err=f"{m['vel_err']:.4f}", survival=f"{m['survival']:.3f}", panel_episodes=m["episodes"])
+        print(f"{r['run_dir']}: {r['vel_err_at_run']} -> {r['vel_err']} ({m['eval_seconds']:.1f} s)", flush=True)
+    with DATA.open("w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS, delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def noise_model(rows: list[dict] | None = None) -> dict:
+    """The noise figures over the runs scored on the current panel: mean vel_err of the first run of
+    each seed, its sd (one run's total spread), the pooled same-seed repeat sd, and the seed part
+    (what repeats do not explain)."""
+    rows = [r for r in (read_rows() if rows is None else rows) if r["panel_episodes"] == str(config.PANEL_EPISODES)]
+    by_seed: dict[int, list[float]] = {}
+    for r in rows:
+        by_seed.setdefault(int(r["seed"]), []).append(float(r["vel_err"]))
+    first = [v[0] for v in by_seed.values()]
+    groups = [v for v in by_seed.values() if len(v) >= 2]
+    dof = sum(len(v) - 1 for v in groups)
+    repeat_var = sum(sum((x - statistics.mean(v)) ** 2 for x in v) for v in groups) / dof if dof else math.nan
+    total_sd = statistics.stdev(first) if len(first) >= 2 else math.nan
+    return {"runs": len(rows), "seeds": len(first), "repeat_dof": dof, "level": statistics.mean(first),
+            "total_sd": total_sd, "repeat_sd": math.sqrt(repeat_var),
+            "seed_sd": math.sqrt(max(total_sd**2 - repeat_var, 0.0)),
+            "steps_per_s": [float(r["steps_per_s"]) for r in rows]}
 
 
 def summary() -> None:
-    rows = list(csv.DictReader(DATA.open(), delimiter="\t"))
-    first = {}
-    by_seed: dict[int, list[float]] = {}
-    for r in rows:
-        s, v = int(r["seed"]), float(r["vel_err"])
-        first.setdefault(s, v)
-        by_seed.setdefault(s, []).append(v)
-    seeds = list(first.values())
-    print(f"runs: {len(rows)}  seeds: {len(seeds)}  mean vel_err {statistics.mean(seeds):.4f}")
-    if len(seeds) >= 2:
-        print(f"seed sd (first run of each seed): {statistics.stdev(seeds):.4f}")
-    groups = [v for v in by_seed.values() if len(v) >= 2]
-    if groups:
-        ss = sum(sum((x - statistics.mean(v)) ** 2 for x in v) for v in groups)
-        dof = sum(len(v) - 1 for v in groups)
-        print(f"same-seed repeat sd (pooled over {len(groups)} seeds, {dof} dof): {math.sqrt(ss / dof):.4f}")
-    rates = [float(r["steps_per_s"]) for r in rows]
+    n = noise_model()
+    print(f"panel {config.PANEL_EPISODES} episodes: {n['runs']} runs, {n['seeds']} seeds, "
+          f"mean vel_err {n['level']:.4f}")
+    print(f"one run's sd (first run of each seed): {n['total_sd']:.4f} ({n['total_sd'] / n['level']:.1%} of the mean)")
+    print(f"same-seed repeat sd (pooled, {n['repeat_dof']} dof): {n['repeat_sd']:.4f}; "
+          f"seed part: {n['seed_sd']:.4f}")
+    rates = n["steps_per_s"]
     print(f"steps/s: median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
 
 
@@ -111,11 +147,14 @@ def main() -> int:
     p.add_argument("--repeat", type=int, nargs="*", default=[], help="seeds to run once more afterwards")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S)
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--rescore", action="store_true", help="score saved policies on the current panel")
     p.add_argument("--import-run", type=Path, help="a harness run folder (with experiment.json) to add")
     a = p.parse_args()
     if a.import_run:
         import_run(a.import_run)
-    if a.summary or a.import_run:
+    if a.rescore:
+        rescore()
+    if a.summary or a.import_run or a.rescore:
         summary()
         return 0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,

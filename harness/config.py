@@ -72,11 +72,25 @@ EVAL_TERRAIN = "flat"          # the evaluation panel's fixed terrain
 # --- evaluation panel ----------------------------------------------------------------
 
 PANEL_SEED = 2_000_003         # never used for training (training seeds are small ints)
-PANEL_EPISODES = 64
+PANEL_EPISODES = 256            # sampling SE of vel_err 0.006 (64: 0.012), ~25 s to score: benchmarks/panel_size.py
 PANEL_SEGMENT_SECONDS = 5.0
 PANEL_ZERO_FRACTION = 0.10
 COMMAND_NAMES = ("lin_vel_x", "lin_vel_y", "ang_vel_z")   # v_x, v_y (m/s), yaw rate (rad/s), in that order
 PANEL_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-1.0, 1.0), "ang_vel_z": (-1.0, 1.0)}
+
+# --- held-out check ------------------------------------------------------------------
+
+# Scored by the evaluation process on commands drawn there from a fresh seed (so never known in
+# advance), under each condition: EnvOptions changes over the evaluation options, within BOUNDS.
+HELD_OUT_CONDITIONS = {
+    "nominal": {},
+    "push": {"push_interval_seconds": 5.0, "push_velocity": 0.5},
+    "friction_0.4": {"friction_range": (0.4, 0.4)},
+    "friction_1.2": {"friction_range": (1.2, 1.2)},
+    "mass_+2kg": {"added_mass_range": (2.0, 2.0)},
+    "obs_noise": {"obs_noise": True},
+}
+HELD_OUT_EPISODES = 16          # per condition
 
 
 # --- training-environment options train.py may set, within fixed bounds ---------------

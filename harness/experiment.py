@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import signal
 import sys
@@ -24,14 +25,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import backends, gitops, integrity, proc, results, sandbox, scoring, summary, supervisor, verdict
+from harness import backends, gitops, integrity, load, proc, results, sandbox, scoring, summary, supervisor, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
 from harness.runs import ARTIFACT_NAME, CURVES_FILE, RESULTS_FILE, RUNS_DIR, new_run_id, seed_dir
 from harness.settings import Settings, UsageError, add_run_options, make_settings
 
-FLOOR_SEEDS = 2              # seeds a noise-floor run (`evaluate.py floor`) adds by default
 BASELINE_SEEDS = 1
+LOADED_TRIES = 3             # runs of a seed on a loaded machine before it is recorded as `loaded`
+LOADED = "loaded"            # the crash reason's first word: not a verdict on train.py
 
 
 class Session:
@@ -54,10 +56,31 @@ class Session:
     def flags(self) -> list[str]:
         return self.guard.flags
 
+    @property
+    def checks_load(self) -> bool:
+        """Every real run; smoke runs only when a test asks (they are short and never kept)."""
+        return not self.settings.smoke or os.environ.get("HARNESS_LOAD_CHECK") == "1"
+
     def run_seed(self, train_rel: str, seed: int, label: str, under: str = "") -> SeedResult:
-        """Train train_rel (relative to the run folder) on one seed into [under/]seed<k>/, then score it."""
+        """Train train_rel (relative to the run folder) on one seed into [under/]seed<k>/, then score it.
+        A run the machine's load slowed is kept aside (seed<k>.loaded<i>/) and run again, up to LOADED_TRIES."""
+        out = seed_dir(self.run_dir / under, seed)
+        for attempt in range(1, LOADED_TRIES + 1):
+            if self.checks_load:
+                load.wait_for_quiet(lambda text: self.display.line(f"{label}: {text}"))
+            r = self._run_once(train_rel, seed, label, out)
+            if r.ok or not (r.reason or "").startswith(LOADED):
+                return r
+            aside = out.with_name(f"{out.name}.{LOADED}{attempt}")
+            out.rename(aside)
+            r.dir = str(aside.relative_to(self.root))
+            if attempt < LOADED_TRIES:
+                self.display.line(f"{label}: {r.reason}; running it again")
+        return r
+
+    def _run_once(self, train_rel: str, seed: int, label: str, out: Path) -> SeedResult:
         s, d = self.settings, self.display
-        train_file, out = self.run_dir / train_rel, seed_dir(self.run_dir / under, seed)
+        train_file = self.run_dir / train_rel
         out.mkdir(parents=True, exist_ok=True)
         before = self.guard.snapshot(out)
         d.line(f"{label}: training {train_file.relative_to(self.root)} for {s.budget_s:g} s on {s.backend}/{s.device}"
@@ -74,7 +97,10 @@ class Session:
         )
         d.end_progress()
         r = SeedResult(seed, w.ok, w.reason, str(out.relative_to(self.root)), startup_s=w.startup_s,
-                       train_s=w.train_s, env_steps=w.env_steps)
+                       train_s=w.train_s, env_steps=w.env_steps, foreign_share=w.foreign_share)
+        if w.ok and self.checks_load and load.is_loaded(w.foreign_share):
+            r.ok, r.reason = False, (f"{LOADED}: other processes used {w.foreign_share:.0%} of the CPUs while it trained "
+                                     f"({w.env_steps:,} env steps); not compared")
         if w.ok:
             r.flags += self.guard.check_budget(w.train_s, s.budget_s)
         if r.ok:
@@ -96,7 +122,8 @@ class Session:
                    f"survival {m['survival']:.2f}  gait {m['gait']}")
         else:
             d.line(f"{label}: crash: {r.reason}")
-            self._log_tail(out / "train.log")
+            if not r.reason.startswith(LOADED):
+                self._log_tail(out / "train.log")
         return r
 
     def _plot(self, out: Path) -> None:
@@ -146,6 +173,28 @@ def _open_results(path: Path) -> list[dict]:
     rows = results.read_results(path)
     results.ensure_file(path)
     return rows
+
+
+def _held_out_check(session: Session, root: Path, cand: list[SeedResult], rows: list[dict], inc_short: str,
+                    settings: Settings) -> tuple[float | None, str | None]:
+    """Score a keep's seeds on a fresh held-out panel (harness.scoring, its own process): (mean held-out
+    vel_err, why it is clearly worse than the incumbent's or None). A failed check keeps nothing."""
+    ok = [r for r in cand if r.ok]
+    out = session.run_dir / "held_out.json"
+    session.display.line(f"held-out check: {len(ok)} seed(s) on a fresh panel with pushes, friction, mass and noise")
+    try:
+        scored = scoring.run_held_out([root / r.dir / ARTIFACT_NAME for r in ok], out, settings.backend, settings.device,
+                                      log_path=session.run_dir / "held_out.log")
+    except scoring.EvalError as e:
+        return None, f"the held-out check failed ({e})"
+    for r in ok:
+        r.held_out = scored["policies"][str(root / r.dir / ARTIFACT_NAME)]["held_out"]
+    values = [r.held_out for r in ok]
+    mean = sum(values) / len(values)
+    session.display.line(f"held-out: {mean:.4f} (panel {sum(r.vel_err for r in ok) / len(ok):.4f}; "
+                         f"panel seed {scored['panel_seed']})")
+    incumbent = verdict.incumbent_held_out(rows, inc_short, settings.backend, settings.budget_s) if inc_short else None
+    return mean, verdict.held_out_worse(values, *incumbent) if incumbent else None
 
 
 def run_experiment(root: Path, train_rel: str, settings: Settings, display: Display) -> int:
@@ -198,17 +247,24 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
                 incumbent_failed = (seed, ir.reason)
                 break
             inc_scores[seed] = ir.vel_err
-        sigma = verdict.sigma_floor(list(inc_scores.values()))
-        decision = verdict.decide([c.vel_err - inc_scores[c.seed] for c in cand], sigma, max_seeds)
+        decision = verdict.decide([c.vel_err - inc_scores[c.seed] for c in cand], list(inc_scores.values()), max_seeds)
         display.line(f"verdict after {decision.k} seed(s): {decision.action}: {decision.reason}")
         if decision.final:
             break
 
     crashed = next((r for r in cand if not r.ok), None)
+    crash = crashed.reason if crashed else None
+    if incumbent_failed and incumbent_failed[1].startswith(LOADED):  # load, not the incumbent, failed it
+        crash, incumbent_failed = f"{incumbent_failed[1]} (incumbent {inc_short} seed {incumbent_failed[0]})", None
     never_keep = harness_reasons + session.flags
-    status, reason = verdict.resolve_status(
-        crash=crashed.reason if crashed else None, has_incumbent=bool(inc), branch=branch, inc_short=inc_short,
-        incumbent_failed=incumbent_failed, decision=decision, never_keep=never_keep, smoke_why=settings.smoke_why)
+    judged = dict(crash=crash, has_incumbent=bool(inc), branch=branch, inc_short=inc_short,
+                  incumbent_failed=incumbent_failed, decision=decision)
+    held_out = None
+    held_out_wanted = not settings.smoke or os.environ.get("HARNESS_HELD_OUT") == "1"   # tests ask for it in smoke
+    if held_out_wanted and verdict.resolve_status(**judged, never_keep=never_keep, smoke_why=[])[0] in KEPT:
+        held_out, worse = _held_out_check(session, root, cand, rows, inc_short, settings)
+        never_keep += [worse] if worse else []
+    status, reason = verdict.resolve_status(**judged, never_keep=never_keep, smoke_why=settings.smoke_why)
     harness_ok = integrity.harness_ok(harness_reasons, session.flags)
     agg = aggregate(cand)
     reason = _unrecorded_if_modified(agg, harness_ok, reason)
@@ -218,12 +274,15 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         new_rows.append(make_row(session.run_id, inc_short, "floor", aggregate([r for r in inc_runs if r.ok]), settings,
                                  harness_ok, f"paired re-run for {head_short}", gitops.subject(root, inc)))
     row = make_row(session.run_id, head_short, status, agg, settings, harness_ok, reason, description,
-                   delta=delta, incumbent=inc_short)
+                   delta=delta, incumbent=inc_short, held_out=held_out)
     new_rows.append(row)
 
     measured = verdict.measured_floor(list(inc_scores.values()) if inc else [r.vel_err for r in cand if r.ok])
     if status in KEPT:
-        step = f"uv run evaluate.py apply   (keep: {head_short} stays and is the incumbent)"
+        step = (f"uv run evaluate.py apply   (keep: {head_short} stays and is the incumbent); then uv run evaluate.py "
+                f"floor   (measures it on the seeds it lacks, so the next verdicts start at once)")
+    elif reason.startswith(LOADED):
+        step = "uv run train.py again once the machine is quiet (a loaded run is not a verdict: nothing to apply)"
     elif status == "smoke":
         step = "none: smoke runs are never kept"
     elif inc:
@@ -235,13 +294,16 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         "run_id": session.run_id, "branch": branch, "commit": head, "incumbent": inc, "settings": asdict(settings),
         "status": status, "reason": reason, "flags": never_keep,
         "decision": asdict(decision) if decision else None, "sigma_floor": verdict.sigma_floor(list(inc_scores.values())),
+        "held_out": held_out,
         "incumbent_scores": inc_scores, "incumbent_scores_stored": stored,
         "seeds": [asdict(r) for r in cand], "incumbent_seeds": [asdict(r) for r in inc_runs],
         "row": row, "total_s": total_s,
     }
     values = {
-        **agg, "delta": delta, "incumbent": inc_short or None,
-        "noise_floor": measured if measured is not None else f"{verdict.PRIOR_SIGMA} (prior; run uv run evaluate.py floor)",
+        **agg, "delta": delta, "incumbent": inc_short or None, "held_out": held_out,
+        "held_out_gap": held_out - agg["vel_err"] if held_out is not None and agg["vel_err"] is not None else None,
+        "noise_floor": measured if measured is not None else
+        f"needs {verdict.MIN_FLOOR_SEEDS} seeds of the incumbent (run uv run evaluate.py floor)",
         "train_seconds": agg["train_s"], "startup_seconds": agg["startup_s"], "total_seconds": total_s,
         "steps_per_second": int(agg["env_steps"] / agg["train_s"]) if agg["train_s"] else None,
         "peak_mem_mb": _peak_mem_mb(), "backend": settings.backend, "device": settings.device,
@@ -262,8 +324,10 @@ def _missing_seeds(have, n: int) -> list[int]:
     return out
 
 
-def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0: float | None = None) -> int:
-    """Re-run the incumbent on seeds it has no score for; the spread is the noise floor."""
+def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Display, t0: float | None = None,
+              rerun: list[int] = ()) -> int:
+    """Run the incumbent on seeds it has no score for (by default every one of 1..max_seeds, so a verdict
+    never waits on it); the spread is the noise floor. rerun: drop those seeds' scores first (a row marks it)."""
     t0 = t0 or time.monotonic()
     backends.preflight(settings.backend, settings.device)   # before anything is recorded
     gitops.check_repo(root)
@@ -273,13 +337,28 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
     inc = gitops.incumbent(root, branch)
     if not inc:
         raise UsageError(f"no incumbent on {branch} yet: run `uv run train.py` first (that run is the baseline)")
+    if any(k < 1 for k in rerun):
+        raise UsageError("--rerun takes seed numbers (1, 2, ...)")
     inc_short = gitops.short(root, inc)
     dirty = [p for _, p in gitops.dirty_paths(root) if gitops.is_harness(p)]
     harness_reasons = integrity.harness_reasons(dirty, gitops.harness_differs(root, inc, "HEAD"), inc_short,
                                                 whose="HEAD's harness")
-    have = verdict.incumbent_scores(rows, inc_short, settings.backend, settings.budget_s)
-    seeds = _missing_seeds(have, n_seeds)
+    have = verdict.incumbent_runs(rows, inc_short, settings.backend, settings.budget_s)
+    for k in rerun:
+        have.pop(k, None)
+    wanted = [k for k in range(1, settings.max_seeds + 1) if k not in have]
+    seeds = sorted(set(rerun)) if rerun else wanted if n_seeds is None else _missing_seeds(have, n_seeds)
+    if not seeds:
+        display.line(f"the incumbent {inc_short} has scores on all {settings.max_seeds} seeds a verdict uses; "
+                     "nothing to run (--seeds N adds more)")
+        return 0
     session = Session(root, settings, display, inc_short, {"train.py": gitops.show(root, inc, gitops.TRAIN_FILE)})
+    if rerun and not settings.smoke:  # the mark first: a re-run interrupted half-way leaves the seed to measure again
+        drop = make_row(session.run_id, inc_short, "floor", aggregate([]), settings, True,
+                        f"scores of seed(s) {', '.join(map(str, seeds))} dropped (evaluate.py floor --rerun)",
+                        gitops.subject(root, inc))
+        drop["seed_scores"] = results.format_seed_scores({k: results.DROPPED for k in seeds})
+        results.append_row(root / RESULTS_FILE, drop, journal_path=session.guard.journal)
     display.line(f"noise floor {session.run_id}: incumbent {inc_short} on seeds {seeds}")
     runs = [session.run_seed("train.py", s, f"floor seed {s}") for s in seeds]
     ok = [r for r in runs if r.ok]
@@ -290,9 +369,10 @@ def run_floor(root: Path, settings: Settings, n_seeds: int, display: Display, t0
     agg = aggregate(runs)
     reason = _unrecorded_if_modified(agg, harness_ok, reason)
     row = make_row(session.run_id, inc_short, status, agg, settings, harness_ok, reason, gitops.subject(root, inc))
-    all_scores = dict(have)
     if harness_ok and not settings.smoke:
-        all_scores.update({r.seed: r.vel_err for r in ok})
+        for r in ok:
+            have.setdefault(r.seed, []).append(r.vel_err)
+    all_scores = {k: sum(v) / len(v) for k, v in have.items()}
     measured = verdict.measured_floor(list(all_scores.values()))
     record = {"run_id": session.run_id, "kind": "floor", "incumbent": inc, "seeds": [asdict(r) for r in runs],
               "row": row, "scores": all_scores}
@@ -319,6 +399,10 @@ def apply_verdict(root: Path, display: Display) -> int:
         display.line(f"HEAD {head_short} has no experiment row in {RESULTS_FILE}: run `uv run train.py` first")
         return 1
     status = last["status"]
+    if status == "crash" and last["reason"].startswith(LOADED):
+        display.line(f"{head_short} was not judged: {last['reason']}. Nothing to undo; run `uv run train.py` again "
+                     "once the machine is quiet")
+        return 0
     if status in KEPT:
         display.line(f"{status}: {head_short} stays; it is the incumbent of {branch}. Nothing to undo.")
         return 0

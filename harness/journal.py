@@ -73,13 +73,19 @@ class Check:
     missing: list[str] = field(default_factory=list)   # harness rows absent from results.tsv
 
 
+def same_line(line: str) -> str:
+    """A line as lines are compared: without empty trailing cells, which an older row read back
+    (padded to today's columns) has and its journaled line lacks."""
+    return line.rstrip("\t")
+
+
 def check_rows(path: Path, lines: list[str]) -> Check:
     """Compare results.tsv's data lines (without the header) with the journal."""
     journaled = [e["row"] for e in read(path) if "row" in e]
-    known = set(journaled)
-    present = set(lines)
-    return Check(foreign=[i for i, line in enumerate(lines) if line not in known],
-                 missing=[line for line in dict.fromkeys(journaled) if line not in present])
+    known = {same_line(line) for line in journaled}
+    present = {same_line(line) for line in lines}
+    return Check(foreign=[i for i, line in enumerate(lines) if same_line(line) not in known],
+                 missing=[line for line in dict.fromkeys(journaled) if same_line(line) not in present])
 
 
 def incumbent(path: Path, branch: str) -> tuple[bool, str | None]:

@@ -9,17 +9,19 @@ The summary (printed, and as JSON with --json) uses these keys:
   foreign_rows    run_ids of the rows in the file that the harness did not write (never best, never scores)
   experiments     candidate rows: baseline + keep + discard + crash (floor reruns and smoke runs not counted)
   kept, discarded, crashed, floor, smoke    rows of each status
-  baseline        {run_id, commit, vel_err} of the first baseline row, or null
+  baseline        {run_id, commit, vel_err, held_out} of the first baseline row, or null
   best            the incumbent: the latest baseline/keep row, i.e. the commit the branch holds:
-                  {run_id, commit, vel_err, description, policy (path of its best seed's policy.pt2 or null)}
+                  {run_id, commit, vel_err, held_out, description, policy (path of its best seed's policy.pt2 or null)}
   best_commit     best.commit, or null
   improvement     baseline vel_err - best vel_err in m/s (positive = better), or null
   improvement_pct the same as a percentage of the baseline, or null
-  kept_changes    [{run_id, commit, vel_err, delta, seeds, description}] in order; delta is the paired
-                  difference against the incumbent of the time (negative = better)
+  kept_changes    [{run_id, commit, vel_err, held_out, delta, seeds, description}] in order; delta is the paired
+                  difference against the incumbent of the time (negative = better); held_out is the vel_err
+                  of the same seeds on a fresh panel with pushes, friction, mass and observation noise
+                  that training never saw (harness.scoring held-out), or null
   noise_floor     seed-to-seed standard deviation of the incumbent's vel_err (harness.verdict.noise_floor),
                   or null below harness.verdict.MIN_FLOOR_SEEDS seeds
-  noise_floor_rule   the sigma the keep/discard rule uses (the measured floor shrunk towards its prior), or null
+  noise_floor_rule   the single-run sd the keep/discard rule assumes at least (harness.verdict.sigma_floor), or null
   noise_floor_seeds  how many seeds of the incumbent the floor is measured on
   compute         {env_steps, train_seconds, train_hours} over every row
   crashes         [{run_id, commit, reason, description}]
@@ -81,6 +83,7 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
                     "run_id": r.get("run_id", ""),
                     "commit": r.get("commit", ""),
                     "vel_err": number(r.get("vel_err")),
+                    "held_out": number(r.get("held_out")),
                     "delta": number(r.get("delta")),
                     "seeds": int(number(r.get("seeds")) or 0),
                     "description": r.get("description", ""),
@@ -108,6 +111,7 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
             "run_id": best_row.get("run_id", ""),
             "commit": best_row.get("commit", ""),
             "vel_err": number(best_row.get("vel_err")),
+            "held_out": number(best_row.get("held_out")),
             "description": best_row.get("description", ""),
             "policy": policy,
         }
@@ -117,6 +121,7 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
             "run_id": baseline_row.get("run_id", ""),
             "commit": baseline_row.get("commit", ""),
             "vel_err": number(baseline_row.get("vel_err")),
+            "held_out": number(baseline_row.get("held_out")),
         }
 
     improvement = improvement_pct = None
@@ -179,6 +184,13 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
         "warnings": warnings,
     }
 
+def _held(row: dict) -> str:
+    """'   held-out 0.1400 (+0.0300)': the held-out score and its gap to the panel score, or ''."""
+    if row.get("held_out") is None or row.get("vel_err") is None:
+        return ""
+    return f"   held-out {_fmt(row['held_out'])} ({_fmt(row['held_out'] - row['vel_err'], signed=True)})"
+
+
 def format_summary(s: dict) -> str:
     """The terminal report."""
     lines = [f"results      {s['results']}  ({s['rows']} rows)"]
@@ -199,7 +211,7 @@ def format_summary(s: dict) -> str:
     )
     b, best = s["baseline"], s["best"]
     if b:
-        lines.append(f"baseline     {_fmt(b['vel_err'])} m/s  commit {b['commit']}")
+        lines.append(f"baseline     {_fmt(b['vel_err'])} m/s  commit {b['commit']}{_held(b)}")
     else:
         lines.append("baseline     - (no baseline row with a score yet)")
     if best:
@@ -207,7 +219,7 @@ def format_summary(s: dict) -> str:
         if s["improvement"] is not None:
             pct = f" ({s['improvement_pct']:.1f} % lower)" if s["improvement_pct"] is not None else ""
             imp = f"   improvement {_fmt(s['improvement'])} m/s{pct}"
-        lines.append(f"best         {_fmt(best['vel_err'])} m/s  commit {best['commit']}{imp}")
+        lines.append(f"best         {_fmt(best['vel_err'])} m/s  commit {best['commit']}{imp}{_held(best)}")
     elif s["crashed"] and s["crashed"] == s["experiments"] and not s["smoke"]:
         lines.append("best         - (nothing has scored yet: every run crashed)")
     else:
@@ -215,15 +227,16 @@ def format_summary(s: dict) -> str:
     floor, rule, n = s["noise_floor"], s["noise_floor_rule"], s["noise_floor_seeds"]
     if floor is not None:
         lines.append(f"noise floor  ±{_fmt(floor)} m/s: seed-to-seed std of the incumbent over {n} seeds"
-                     f" (the verdict uses {_fmt(rule)}, shrunk towards its prior)")
+                     f" (the verdict assumes at least {_fmt(rule)})")
     elif best:
         lines.append(f"noise floor  - (measured from {MIN_FLOOR_SEEDS} seeds of the incumbent, it has {n}: `uv run evaluate.py floor`;"
-                     f" the verdict uses the prior {_fmt(rule)})")
+                     f" the verdict assumes at least {_fmt(rule)})")
     if s["kept_changes"]:
-        lines.append("kept changes (delta: paired vs the incumbent of the time, negative = better)")
+        lines.append("kept changes (delta: paired vs the incumbent of the time, negative = better; held-out)")
         for k in s["kept_changes"]:
             lines.append(
-                f"  {_fmt(k['delta'], signed=True):>8}  {_fmt(k['vel_err'])}  {k['commit']:<8} {k['description']}"
+                f"  {_fmt(k['delta'], signed=True):>8}  {_fmt(k['vel_err'])}  {_fmt(k['held_out'])}  {k['commit']:<8} "
+                f"{k['description']}"
             )
     else:
         lines.append("kept changes none")

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-COLUMNS = (
+FIRST_COLUMNS = (
     "run_id", "timestamp", "commit", "status", "vel_err", "delta", "yaw_err", "survival", "torque",
     "foot_slip", "gait", "env_steps", "train_s", "seeds", "seed_scores", "incumbent", "backend",
     "budget_s", "harness", "reason", "description",
 )
+# New columns only ever go at the end: an older file's header and rows are a prefix, read as they are
+# (missing cells empty), and its header is upgraded in place (upgrade_header) without touching a row.
+COLUMNS = FIRST_COLUMNS + ("held_out",)
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("baseline", "keep", "discard", "crash", "floor", "smoke")
 KEPT = ("baseline", "keep")   # the rows that made their commit the incumbent
@@ -48,7 +51,7 @@ def _parse(text: str, path: Path) -> list[dict[str, str]]:
             "fix or remove that line by hand, the harness leaves the file untouched"
         )
     lines = lines[:-1]
-    if lines[0] + "\n" != HEADER:
+    if _header_width(lines[0]) is None:
         raise ResultsError(
             f"{path}:1: unknown header; expected the columns {', '.join(COLUMNS)}. "
             "Move the file aside (it is left untouched) and the harness will start a new one"
@@ -56,16 +59,23 @@ def _parse(text: str, path: Path) -> list[dict[str, str]]:
     rows = []
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
-        if len(fields) != len(COLUMNS):
+        if not len(FIRST_COLUMNS) <= len(fields) <= len(COLUMNS):
             raise ResultsError(
                 f"{path}:{number}: expected {len(COLUMNS)} tab-separated fields, found {len(fields)}; "
                 "fix or remove that line by hand, the harness leaves the file untouched"
             )
-        row = dict(zip(COLUMNS, fields))
+        row = dict(zip(COLUMNS, fields + [""] * (len(COLUMNS) - len(fields))))
         if row["status"] not in STATUSES:
             raise ResultsError(f"{path}:{number}: unknown status {row['status']!r}; expected one of {STATUSES}")
         rows.append(row)
     return rows
+
+
+def _header_width(line: str) -> int | None:
+    """How many columns a header line names, if it is COLUMNS or an older prefix of them."""
+    names = tuple(line.split("\t"))
+    ok = len(FIRST_COLUMNS) <= len(names) <= len(COLUMNS) and names == COLUMNS[:len(names)]
+    return len(names) if ok else None
 
 
 def read_results(path) -> list[dict[str, str]]:
@@ -151,27 +161,44 @@ def restore_journaled(path, journal_path) -> int:
     return len(missing)
 
 
-def ensure_file(path) -> None:
-    """Create results.tsv with its header if absent; validate it if present."""
+def ensure_file(path) -> bool:
+    """Create results.tsv with its header if absent; validate it if present, and give an older file
+    the current header (returns True then). Rows are never rewritten: the new file is the old one
+    with only its first line replaced, swapped in with one rename."""
     path = Path(path)
     with locked(path):
-        if path.exists() and path.stat().st_size > 0:
-            read_results(path)
-        else:
+        if not path.exists() or path.stat().st_size == 0:
             _write_lines(path, [])
+            return False
+        read_results(path)
+        text = path.read_text(encoding="utf-8")
+        first, _, rest = text.partition("\n")
+        if first + "\n" == HEADER:
+            return False
+        tmp = path.with_name(path.name + ".upgrade")
+        tmp.write_text(HEADER + rest, encoding="utf-8")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return True
 
 
 def format_seed_scores(scores: dict[int, float | None]) -> str:
-    """{1: 0.2312, 2: None} -> '1:0.2312;2:crash'."""
-    return ";".join(f"{s}:{'crash' if v is None else f'{v:.4f}'}" for s, v in sorted(scores.items()))
+    """{1: 0.2312, 2: None, 3: DROPPED} -> '1:0.2312;2:crash;3:dropped'."""
+    def text(v):
+        return v if v == DROPPED else "crash" if v is None else f"{v:.4f}"
+    return ";".join(f"{s}:{text(v)}" for s, v in sorted(scores.items()))
 
 
-def parse_seed_scores(text: str) -> dict[int, float | None]:
-    out: dict[int, float | None] = {}
+DROPPED = "dropped"   # a floor row's mark: the commit's earlier scores on this seed no longer count
+
+
+def parse_seed_scores(text: str) -> dict[int, float | str | None]:
+    out: dict[int, float | str | None] = {}
     for part in filter(None, text.split(";")):
         seed, _, value = part.partition(":")
         try:
-            out[int(seed)] = None if value == "crash" else float(value)
+            out[int(seed)] = None if value == "crash" else DROPPED if value == DROPPED else float(value)
         except ValueError:
             continue
     return out
@@ -217,6 +244,8 @@ class SeedResult:
     train_s: float | None = None
     env_steps: int = 0
     flags: list = field(default_factory=list)
+    foreign_share: float | None = None   # CPU share other processes used while it trained (harness.load)
+    held_out: float | None = None        # vel_err on the held-out panel and conditions (kept candidates only)
 
     @property
     def vel_err(self) -> float | None:
@@ -252,7 +281,8 @@ def aggregate(seeds: list[SeedResult]) -> dict:
     }
 
 
-def make_row(run_id, commit_short, status, agg, settings, harness_ok, reason, description, delta=None, incumbent=""):
+def make_row(run_id, commit_short, status, agg, settings, harness_ok, reason, description, delta=None, incumbent="",
+             held_out=None):
     """One results.tsv row (COLUMNS) from an aggregate (aggregate()) and the run's settings."""
     return {
         "run_id": run_id, "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -261,5 +291,5 @@ def make_row(run_id, commit_short, status, agg, settings, harness_ok, reason, de
         "gait": agg["gait"], "env_steps": agg["env_steps"], "train_s": f"{agg['train_s']:.1f}", "seeds": agg["seeds"],
         "seed_scores": agg["seed_scores"], "incumbent": incumbent, "backend": settings.backend,
         "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified", "reason": reason,
-        "description": description,
+        "description": description, "held_out": held_out,
     }

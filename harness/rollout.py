@@ -1,9 +1,10 @@
 """The panel rollout: one walk through the evaluation panel, shared by scoring and the video.
 
-harness.scoring runs it on every panel episode at once and accumulates the metrics;
-harness.video runs it on one episode and draws each step. Both see the same steps: the
-evaluation options, the panel's start headings, the command in force written into the env
-and into the observation, the policy's action, and a NonFiniteActions stop on NaN/inf.
+harness.scoring runs it on every panel episode at once and accumulates the metrics (Tracking:
+the vel_err its main panel and held-out check share); harness.video runs it on one episode and
+draws each step. Both see the same steps: the evaluation options, the panel's start headings,
+the command in force written into the env and into the observation, the policy's action, and a
+NonFiniteActions stop on NaN/inf.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class PanelStep(NamedTuple):
     info: dict
 
 
-def eval_options(num_envs: int) -> EnvOptions:
-    """The evaluation environment's options: the panel's terrain, no observation noise, no randomisation."""
-    return EnvOptions(num_envs=num_envs, terrain=config.EVAL_TERRAIN, obs_noise=False)
+def eval_options(num_envs: int, **changes) -> EnvOptions:
+    """The evaluation environment's options: the panel's terrain, no observation noise, no randomisation;
+    `changes` (a held-out condition) override them and are checked against config.BOUNDS."""
+    return EnvOptions(**{"num_envs": num_envs, "terrain": config.EVAL_TERRAIN, "obs_noise": False, **changes})
 
 
 def panel_rollout(policy, env, panel: Panel, steps: int, device: torch.device,
@@ -62,3 +64,26 @@ def panel_rollout(policy, env, panel: Panel, steps: int, device: torch.device,
             raise NonFiniteActions(step)
         obs, state, terminated, truncated, info = env.step(actions.float())
         yield PanelStep(step, command, state, terminated, truncated, info)
+
+
+class Tracking:
+    """vel_err of each episode of a walk: ||cmd_xy - v_xy (body)|| while alive; after a fall,
+    ||cmd_xy|| (standing still) for the rest, so falling can never beat standing."""
+
+    def __init__(self, episodes: int, device: torch.device):
+        self.sum = torch.zeros(episodes, dtype=torch.float64)
+        self.alive = torch.ones(episodes, dtype=torch.bool, device=device)
+        self.steps = 0
+
+    def add(self, s: PanelStep) -> torch.Tensor:
+        """Count one step; returns which episodes were alive during it."""
+        alive, cmd_xy = self.alive, s.command[:, :2]
+        err = torch.where(alive, (cmd_xy - s.state.base_lin_vel[:, :2]).norm(dim=-1), cmd_xy.norm(dim=-1))
+        self.sum += err.double().cpu()
+        self.steps += 1
+        self.alive = alive & ~s.terminated.bool()
+        return alive
+
+    def vel_err(self) -> torch.Tensor:
+        """(episodes,) float64, each episode's mean over its steps."""
+        return self.sum / max(self.steps, 1)

@@ -42,7 +42,7 @@ def seed_dir(run_dir: Path, seed: int) -> Path:
 
 def best_seed_dir(run_dir: Path, row: dict[str, str]) -> Path | None:
     """The seed folder of a run whose policy scored best (by seed_scores), or any that has a policy."""
-    scores = {k: v for k, v in parse_seed_scores(row.get("seed_scores") or "").items() if v is not None}
+    scores = {k: v for k, v in parse_seed_scores(row.get("seed_scores") or "").items() if isinstance(v, float)}
     for seed in sorted(scores, key=scores.get):
         candidate = seed_dir(run_dir, seed)
         if (candidate / ARTIFACT_NAME).is_file():

@@ -1,6 +1,7 @@
-"""Scores a policy artifact on the fixed panel, in its own process.
+"""Scores a policy artifact on the fixed panel, in its own process; or several on a held-out panel.
 
     python -m harness.scoring --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--backend mujoco] [--device cpu]
+    python -m harness.scoring --held-out a.pt2 b.pt2 ... --out held_out.json [--backend mujoco] [--device cpu] [--seed N]
 
 It loads only the artifact (harness.artifact), builds the harness's evaluation environment
 (flat terrain, no observation noise, no randomisation, commands injected from harness/panel.py)
@@ -19,6 +20,13 @@ Metrics (every mean is over policy steps of every panel episode):
     dragged_leg  one foot touches on >= DRAGGED_CONTACT of the steps where the base moves >= MOVING_BASE
                  m/s (it never lifts: dragged), judged only if the base moves on >= MIN_WALKING_SHARE of them
     backwards    the base moves against the command (v . cmd_dir < -BACKWARDS_SPEED) on >= BACKWARDS_FRACTION
+
+The held-out check (--held-out) draws its commands and start headings here, from a fresh random
+seed (written as panel_seed; --seed replays it), so neither training nor the agent can know them.
+Every policy walks HELD_OUT_EPISODES of them under each config.HELD_OUT_CONDITIONS (nominal, pushes,
+low and high foot friction, added trunk mass, observation noise), each in a fresh env with the same
+seed, so all policies meet exactly the same panel. held_out is vel_err over all those episodes,
+by_condition the vel_err of each condition, survival the fraction of them with no termination.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,6 +46,7 @@ from harness import threads
 from harness.runs import DEFAULT_BACKEND
 
 EVAL_TIMEOUT_S = 900.0
+HELD_OUT_TIMEOUT_S = 1800.0
 MOVING_COMMAND = 0.3       # m/s command speed above which a step counts as "moving" for the gait check
 MOVING_BASE = 0.2          # m/s
 MIN_GAIT_STEPS = 50        # below this many judged steps, no flag is raised
@@ -76,42 +86,48 @@ def gait_flags(stats: dict) -> list[str]:
     return flags
 
 
-def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "cpu",
-                    episodes: int | None = None, steps: int | None = None) -> dict:
-    """Run the panel with the artifact at policy_path and return the metrics. Raises EvalError."""
-    import torch
+def _load(policy_path, device):
+    from harness import artifact
 
-    from harness import artifact, backends, config
-    from harness.panel import make_panel
-    from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, eval_options, panel_rollout
-
-    t0 = time.monotonic()
-    device = torch.device(device)
     try:
         policy = artifact.load_policy(policy_path)
     except artifact.ArtifactError as e:
         raise EvalError(f"exception: {e}") from None
-    if device.type != "cpu":
-        policy = policy.to(device)
+    return policy if device.type == "cpu" else policy.to(device)
+
+
+def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "cpu",
+                    episodes: int | None = None, steps: int | None = None, per_episode: bool = False) -> dict:
+    """Run the panel with the artifact at policy_path and return the metrics (per_episode: also
+    vel_err_episodes, each episode's vel_err, for benchmarks). Raises EvalError."""
+    import torch
+
+    from harness import artifact, backends, config
+    from harness.panel import make_panel
+    from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, Tracking, eval_options, panel_rollout
+
+    t0 = time.monotonic()
+    device = torch.device(device)
+    policy = _load(policy_path, device)
     panel = make_panel(episodes=episodes or config.PANEL_EPISODES)
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
     E = panel.episodes
     backends.start_backend(backend, device)
     env = backends.make_env(backend, eval_options(E), seed=EVAL_ENV_SEED, device=device, external_commands=True)
     z = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
-    sums = {k: z() for k in ("vel", "yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
+    sums = {k: z() for k in ("yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
     stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
              "foot_contact_steps": torch.zeros(4, dtype=torch.float64),
              "walking_contact_steps": torch.zeros(4, dtype=torch.float64)}
-    alive = torch.ones(E, dtype=torch.bool, device=device)
+    track = Tracking(E, device)
     try:
-        for step, cmd, state, terminated, _, _ in panel_rollout(policy, env, panel, steps, device):
+        for s in panel_rollout(policy, env, panel, steps, device):
+            step, cmd, state = s.step, s.command, s.state
+            alive = track.add(s)
             cmd_xy = cmd[:, :2]
             cmd_speed = cmd_xy.norm(dim=-1)
             v_xy = state.base_lin_vel[:, :2]
-            vel = torch.where(alive, (cmd_xy - v_xy).norm(dim=-1), cmd_speed)
             yaw = torch.where(alive, (cmd[:, 2] - state.base_ang_vel[:, 2]).abs(), cmd[:, 2].abs())
-            sums["vel"] += vel.sum().double().cpu()
             sums["yaw"] += yaw.sum().double().cpu()
             sums["still"] += cmd_speed.sum().double().cpu()
             a = alive.cpu()
@@ -137,7 +153,6 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
                 walking = v_xy.cpu()[moving].norm(dim=-1) >= MOVING_BASE
                 stats["walking_steps"] += int(walking.sum())
                 stats["walking_contact_steps"] += c[walking].sum(dim=0).double()
-            alive = alive & ~terminated.bool()
     except NonFiniteActions as e:
         raise EvalError(f"nan: the policy output NaN/inf actions at panel step {e.step}") from None
     finally:
@@ -146,10 +161,11 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
     alive_n = max(stats["alive_steps"], 1)
     flags = gait_flags({**stats, "foot_contact_steps": stats["foot_contact_steps"].tolist(),
                         "walking_contact_steps": stats["walking_contact_steps"].tolist()})
-    return {
-        "vel_err": float(sums["vel"]) / n,
+    vel = track.vel_err()
+    metrics = {
+        "vel_err": float(vel.mean()),
         "yaw_err": float(sums["yaw"]) / n,
-        "survival": float(alive.float().mean()),
+        "survival": float(track.alive.float().mean()),
         "torque": float(sums["torque"]) / max(float(sums["alive"]), 1.0),
         "power": float(sums["power"]) / max(float(sums["alive"]), 1.0),
         "foot_slip": float(sums["slip"]) / max(float(sums["slip_n"]), 1.0),
@@ -166,16 +182,74 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
         "eval_seconds": round(time.monotonic() - t0, 2),
         "policy_sha256": artifact.fingerprint(policy),
     }
+    if per_episode:
+        metrics["vel_err_episodes"] = vel.tolist()
+    return metrics
+
+
+def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", seed: int | None = None,
+             episodes: int | None = None, steps: int | None = None) -> dict:
+    """Score every artifact on one held-out panel drawn now from seed (fresh when None); see the
+    module doc. Raises EvalError."""
+    import torch
+
+    from harness import artifact, backends, config
+    from harness.panel import make_panel
+    from harness.rollout import NonFiniteActions, Tracking, eval_options, panel_rollout
+
+    t0 = time.monotonic()
+    device = torch.device(device)
+    seed = secrets.randbits(32) if seed is None else int(seed)   # < 2**32: Isaac seeds numpy with it
+    policies = {str(p): _load(p, device) for p in policy_paths}
+    panel = make_panel(seed=seed, episodes=episodes or config.HELD_OUT_EPISODES)
+    steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
+    backends.start_backend(backend, device)
+    scores = {}
+    for path, policy in policies.items():
+        by_condition, vel, survived = {}, [], []
+        for name, changes in config.HELD_OUT_CONDITIONS.items():
+            # a fresh env with the same seed per policy: the same spawns, pushes and noise for all
+            env = backends.make_env(backend, eval_options(panel.episodes, **changes), seed=seed, device=device,
+                                    external_commands=True)
+            track = Tracking(panel.episodes, device)
+            try:
+                for s in panel_rollout(policy, env, panel, steps, device):
+                    track.add(s)
+            except NonFiniteActions as e:
+                raise EvalError(f"nan: {path} output NaN/inf actions at held-out step {e.step} ({name})") from None
+            finally:
+                env.close()
+            vel.append(track.vel_err())
+            survived.append(track.alive.cpu())
+            by_condition[name] = float(vel[-1].mean())
+        scores[path] = {"held_out": float(torch.cat(vel).mean()), "survival": float(torch.cat(survived).double().mean()),
+                        "by_condition": by_condition, "policy_sha256": artifact.fingerprint(policy)}
+    return {"panel_seed": seed, "episodes_per_condition": panel.episodes, "steps": steps,
+            "conditions": list(config.HELD_OUT_CONDITIONS), "policies": scores, "backend": backend,
+            "eval_seconds": round(time.monotonic() - t0, 2)}
 
 
 def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device: str = "cpu",
                    log_path=None, timeout_s: float = EVAL_TIMEOUT_S, env: dict | None = None) -> dict:
     """Score in a fresh process (which loads only the artifact). Raises EvalError with a crash reason."""
-    out_json = Path(out_json)
-    log_path = Path(log_path) if log_path else out_json.with_name("eval.log")
+    args = ["--policy", str(policy_path), "--backend", backend, "--device", str(device)]
+    return _run_child(args, out_json, log_path or Path(out_json).with_name("eval.log"), timeout_s, env)
+
+
+def run_held_out(policy_paths, out_json, backend: str = DEFAULT_BACKEND, device: str = "cpu", log_path=None,
+                 timeout_s: float = HELD_OUT_TIMEOUT_S, env: dict | None = None, seed: int | None = None) -> dict:
+    """The held-out check of several artifacts on one shared panel, in a fresh process; the result
+    names its panel_seed (pass it as seed to replay). Raises EvalError with a crash reason."""
+    args = ["--held-out", *map(str, policy_paths), "--backend", backend, "--device", str(device)]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    return _run_child(args, out_json, log_path or Path(out_json).with_suffix(".log"), timeout_s, env)
+
+
+def _run_child(args: list[str], out_json, log_path, timeout_s: float, env: dict | None) -> dict:
+    out_json, log_path = Path(out_json), Path(log_path)
     out_json.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "harness.scoring", "--policy", str(policy_path), "--out", str(out_json),
-           "--backend", backend, "--device", str(device)]
+    cmd = [sys.executable, "-m", "harness.scoring", *args, "--out", str(out_json)]
     env = {**threads.child_env(dict(os.environ if env is None else env)), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -199,20 +273,37 @@ def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device
     return metrics
 
 
+def _nonfinite(d: dict, prefix: str = "") -> str | None:
+    """The key of the first non-finite float in d (dotted through nested dicts), or None."""
+    for k, v in d.items():
+        bad = _nonfinite(v, f"{prefix}{k}.") if isinstance(v, dict) else None
+        if bad or (isinstance(v, float) and not math.isfinite(v)):
+            return bad or prefix + k
+    return None
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--policy", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--policy", help="score this artifact on the fixed panel")
+    which.add_argument("--held-out", nargs="+", metavar="POLICY", help="score these on one fresh held-out panel")
     p.add_argument("--out", required=True)
     p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, help="with --held-out: replay the panel of this panel_seed")
     args = p.parse_args(argv)
+    if args.seed is not None and not (args.held_out and 0 <= args.seed < 2**32):
+        p.error("--seed takes a held-out panel_seed (0 <= N < 2**32) and goes with --held-out")
     from harness.proc import die_with_parent
 
     die_with_parent()
     threads.configure(args.device)
     episodes, steps = panel_size()
     try:
-        metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)
+        if args.held_out:
+            metrics = held_out(args.held_out, args.backend, args.device, args.seed, episodes, steps)
+        else:
+            metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)
         code = 0
     except EvalError as e:
         metrics, code = {"error": str(e)}, 1
@@ -221,10 +312,9 @@ def main(argv=None) -> int:
 
         traceback.print_exc()
         metrics, code = {"error": f"exception: evaluation: {type(e).__name__}: {e}"[:300]}, 1
-    for k, v in metrics.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            metrics, code = {"error": f"nan: metric {k} is not finite"}, 1
-            break
+    bad = _nonfinite(metrics)
+    if bad:
+        metrics, code = {"error": f"nan: metric {bad} is not finite"}, 1
     tmp = Path(args.out + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=1))
     tmp.replace(args.out)

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import load, threads
 from harness import proc as proc_tools
-from harness import threads
 
 # Fixed limits. Tests shrink them with HARNESS_* environment variables, which mark a run as smoke.
 STARTUP_TIMEOUT_S = 900.0   # imports + simulator boot (Isaac Sim can take minutes)
@@ -61,6 +61,7 @@ class WorkerResult:
     env_steps: int = 0
     exit_code: int | None = None
     scalars: dict = field(default_factory=dict)  # the last ctx.log() values
+    foreign_share: float | None = None  # CPU share other processes used meanwhile (harness.load)
 
 
 class _Terminated(Exception):
@@ -146,12 +147,14 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
                      PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     result = WorkerResult(ok=False)
     spawned = time.monotonic()
+    meter = load.Meter()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, pass_fds=(write_fd,), env=child_env, cwd=cwd)
     os.close(write_fd)
+    meter.pid = proc.pid
     pump = threading.Thread(target=_pump_output, args=(proc.stdout, log_path, echo), daemon=True)
     pump.start()
     buffer = b""
@@ -161,6 +164,7 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
     try:
         while True:
             ready, _, _ = select.select([read_fd], [], [], 0.2)
+            meter.poll()
             now = time.monotonic()
             if ready:
                 chunk = os.read(read_fd, 65536)
@@ -220,10 +224,12 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
         raise KeyboardInterrupt from None
     finally:
         ended = time.monotonic()
+        meter.poll()
         kill_tree(proc, token)
         proc_tools.kill_strays()
         os.close(read_fd)
         pump.join(timeout=5)
+        result.foreign_share = meter.share()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     result.exit_code = proc.returncode

@@ -8,12 +8,15 @@ process that runs `python train.py` stays light.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from conftest import RETURN_STANDING_POLICY, STAND_STILL, commit_train, git, make_repo, rows, run_cmd, summary
-from harness import gitops, settings, verdict
+from harness import config, gitops, settings, verdict
 from harness.verdict import Decision
 
 SYNTAX_ERROR = """
@@ -110,7 +113,7 @@ def _cuda_here() -> bool:
 
 
 def test_stand_still_smoke_run_end_to_end(repo):
-    p = run_cmd(repo, "train.py", "--smoke")
+    p = run_cmd(repo, "train.py", "--smoke", env={"HARNESS_HELD_OUT": "1"})
     assert p.returncode == 0, p.stdout + p.stderr
     s = summary(p.stdout)
     assert list(s)[0] == "vel_err"
@@ -123,6 +126,11 @@ def test_stand_still_smoke_run_end_to_end(repo):
     [row] = rows(repo)
     assert row["status"] == "smoke" and row["budget_s"] == "20" and row["seed_scores"] == f"1:{float(row['vel_err']):.4f}"
     assert "would be baseline" in row["reason"]
+    # a would-be baseline gets the held-out check: a fresh panel under perturbations, in its own process
+    assert float(row["held_out"]) > 0 and s["held_out"] == row["held_out"]
+    assert float(s["held_out_gap"]) == pytest.approx(float(s["held_out"]) - vel, abs=2e-4)
+    held = json.loads((repo / "runs" / row["run_id"] / "held_out.json").read_text())
+    assert held["conditions"] == list(config.HELD_OUT_CONDITIONS) and held["panel_seed"] != config.PANEL_SEED
     seed_dir = repo / "runs" / row["run_id"] / "seed1"
     for name in ("policy.pt2", "metrics.json", "train.log", "curves.csv", "eval.log"):
         assert (seed_dir / name).exists(), name
@@ -306,3 +314,60 @@ def test_display_bar_on_a_terminal_plain_lines_in_a_log():
     lines = log.getvalue().splitlines()
     assert len(lines) == 1 and "\r" not in log.getvalue()      # throttled plain lines, no bar
     assert lines[0].startswith("seed 1 0/300 s")
+
+
+def test_a_run_on_a_loaded_machine_is_run_again_then_not_judged(repo):
+    """Beside a busy process every run is flagged `loaded` (harness.load): it is set aside and run again,
+    and after LOADED_TRIES the row is a crash that says why; apply leaves the commit alone. (A quiet run
+    with the check on is judged: the floor test below.)"""
+    from harness.experiment import LOADED_TRIES
+
+    base = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", base)
+    cand = commit_train(repo, STAND_STILL.replace("reward=0.0", "reward=2.0"), "a candidate")
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        p = run_cmd(repo, "train.py", "--smoke", env={"HARNESS_LOAD_CHECK": "1", "HARNESS_QUIET_WAIT_S": "0"})
+    finally:
+        hog.kill()
+        hog.wait()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "waiting for a quiet machine" in p.stdout and f"pid {hog.pid}" in p.stdout   # says who holds the CPUs
+    assert p.stdout.count("running it again") == LOADED_TRIES - 1
+    [row] = rows(repo)
+    assert row["status"] == "crash" and row["reason"].startswith("loaded: other processes used"), row["reason"]
+    run_dir = repo / "runs" / row["run_id"]
+    assert sorted(d.name for d in run_dir.glob("seed1.loaded*")) == [f"seed1.loaded{i}" for i in range(1, LOADED_TRIES + 1)]
+    a = run_cmd(repo, "evaluate.py", "apply")
+    assert a.returncode == 0 and "not judged" in a.stdout, a.stdout + a.stderr
+    assert gitops.head(repo).startswith(cand)                    # nothing reset: the idea waits for a quiet machine
+
+
+def test_floor_measures_every_missing_seed_and_rerun_drops_a_bad_score(repo, monkeypatch):
+    """`evaluate.py floor` fills seeds 1..max_seeds; --rerun K marks K's scores dropped, then runs K again.
+    Runs in-process with real (short) settings that are not smoke, so the scores count."""
+    import io
+
+    from conftest import FAST_ENV
+    from harness import experiment, results
+    from harness.display import Display
+    from harness.settings import Settings
+
+    for k, v in FAST_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(repo)
+    inc = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", inc)
+    s = Settings("mujoco", "cpu", 2.0, smoke_why=[], max_seeds=2)
+    assert experiment.run_floor(repo, s, None, Display(io.StringIO())) == 0
+    floor = rows(repo)[-1]
+    assert floor["status"] == "floor" and sorted(results.parse_seed_scores(floor["seed_scores"])) == [1, 2]
+    out = io.StringIO()
+    assert experiment.run_floor(repo, s, None, Display(out)) == 0
+    assert "nothing to run" in out.getvalue() and len(rows(repo)) == 1
+    assert experiment.run_floor(repo, s, None, Display(io.StringIO()), rerun=[2]) == 0
+    drop, again = rows(repo)[-2:]
+    assert drop["seed_scores"] == "2:dropped" and "dropped" in drop["reason"]
+    assert list(results.parse_seed_scores(again["seed_scores"])) == [2]
+    scores = verdict.incumbent_runs(rows(repo), inc[:7], "mujoco", 2.0)
+    assert len(scores[1]) == 1 and scores[2] == [results.parse_seed_scores(again["seed_scores"])[2]]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import plots, report
+from harness import plots, report, verdict
 from harness.results import COLUMNS
 
 JSON_KEYS = {
@@ -18,7 +18,8 @@ JSON_KEYS = {
 }
 
 
-def row(i, status, commit, vel_err=None, delta=None, scores=None, desc="", reason="", seeds=None, env_steps=3_000_000):
+def row(i, status, commit, vel_err=None, delta=None, scores=None, desc="", reason="", seeds=None, env_steps=3_000_000,
+        held_out=None):
     """One results.tsv row per the layout's schema; scores: {seed: vel_err or None}."""
     scores = scores or {}
     return {
@@ -29,7 +30,7 @@ def row(i, status, commit, vel_err=None, delta=None, scores=None, desc="", reaso
         "train_s": f"{300.0 * max(1, len(scores)):.1f}", "seeds": str(seeds if seeds is not None else len(scores)),
         "seed_scores": ";".join(f"{s}:{'crash' if v is None else f'{v:.4f}'}" for s, v in scores.items()),
         "incumbent": "", "backend": "mujoco", "budget_s": "300", "harness": "ok", "reason": reason,
-        "description": desc,
+        "description": desc, "held_out": "" if held_out is None else f"{held_out:.4f}",
     }
 
 
@@ -62,7 +63,8 @@ def night(tmp_path):
         row(1, "baseline", "aaaaaaa", 0.3100, scores={1: 0.30, 2: 0.32, 3: 0.31}, desc="baseline PPO"),
         row(2, "discard", "bbbbbbb", 0.3500, 0.0400, scores={1: 0.35}, desc="lower lr"),
         row(3, "crash", "ccccccc", scores={1: None}, desc="bigger net", reason="nan"),
-        row(4, "keep", "ddddddd", 0.2500, -0.0600, scores={1: 0.24, 2: 0.26, 3: 0.25}, desc="add feet air-time reward"),
+        row(4, "keep", "ddddddd", 0.2500, -0.0600, scores={1: 0.24, 2: 0.26, 3: 0.25}, desc="add feet air-time reward",
+            held_out=0.3300),
         row(5, "floor", "ddddddd", 0.2600, scores={4: 0.27, 5: 0.25}),
         row(6, "discard", "eeeeeee", 0.2700, 0.0100, scores={1: 0.25, 2: 0.29}, desc="gamma 0.995"),
         row(7, "smoke", "fffffff", 0.6000, scores={1: 0.60}, desc="smoke test"),
@@ -110,18 +112,19 @@ def test_json_summary_of_a_normal_night(tmp_path, capsys):
     assert set(s) == JSON_KEYS
     assert (s["rows"], s["experiments"], s["kept"], s["discarded"], s["crashed"], s["floor"], s["smoke"]) == (
         7, 5, 1, 2, 1, 1, 1)
-    assert s["baseline"] == {"run_id": rows[0]["run_id"], "commit": "aaaaaaa", "vel_err": 0.31}
+    assert s["baseline"] == {"run_id": rows[0]["run_id"], "commit": "aaaaaaa", "vel_err": 0.31, "held_out": None}
     assert s["best"]["commit"] == s["best_commit"] == "ddddddd"
-    assert s["best"]["vel_err"] == 0.25
+    assert s["best"]["vel_err"] == 0.25 and s["best"]["held_out"] == 0.33
     assert s["improvement"] == pytest.approx(0.06)
     assert s["improvement_pct"] == pytest.approx(100 * 0.06 / 0.31, abs=0.01)
     assert s["best"]["policy"].endswith(f"{rows[3]['run_id']}/seed1/policy.pt2")  # seed 1 scored best (0.24)
-    assert s["kept_changes"] == [{"run_id": rows[3]["run_id"], "commit": "ddddddd", "vel_err": 0.25,
+    assert s["kept_changes"] == [{"run_id": rows[3]["run_id"], "commit": "ddddddd", "vel_err": 0.25, "held_out": 0.33,
                                   "delta": -0.06, "seeds": 3, "description": "add feet air-time reward"}]
     # the incumbent's seeds: 0.24, 0.26, 0.25 (keep) + 0.27, 0.25 (floor)
     assert s["noise_floor_seeds"] == 5
     assert s["noise_floor"] == pytest.approx(float(np.std([0.24, 0.26, 0.25, 0.27, 0.25], ddof=1)), abs=1e-6)
-    assert 0.0 < s["noise_floor"] < s["noise_floor_rule"] < 0.1  # shrunk towards the 0.1 prior
+    # the rule never assumes less than MIN_REL_SD of the incumbent's score (its 5 seeds average 0.254)
+    assert s["noise_floor"] < s["noise_floor_rule"] == pytest.approx(verdict.MIN_REL_SD * 0.254, abs=1e-6)
     steps = sum(int(r["env_steps"]) for r in rows)
     assert s["compute"]["env_steps"] == steps
     assert s["compute"]["train_hours"] == pytest.approx(sum(float(r["train_s"]) for r in rows) / 3600, abs=1e-3)
@@ -143,6 +146,7 @@ def test_terminal_summary_names_the_kept_changes_compute_and_best_commit(tmp_pat
     assert "-0.0600" in out and "add feet air-time reward" in out
     assert f"{sum(int(r['env_steps']) for r in rows):,} env steps" in out
     assert "best commit  ddddddd" in out
+    assert "held-out 0.3300 (+0.0800)" in out        # the held-out score and its gap to the panel's
     assert "missing" in out and rows[5]["run_id"] in out
     assert not (tmp_path / "progress.png").exists()  # --no-plot
 

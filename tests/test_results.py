@@ -101,3 +101,30 @@ def test_unknown_column_or_status_refused(tmp_path):
     with pytest.raises(ResultsError):
         append_row(tmp_path / "r.tsv", row(1, status="great"))
     assert not (tmp_path / "r.tsv").exists()
+
+
+def test_an_older_file_keeps_every_row_byte_for_byte_and_gets_the_new_header(tmp_path):
+    """A results.tsv from before the held_out column: read as it is, header upgraded in place, rows untouched,
+    and the journal still recognises its rows."""
+    from harness import journal
+
+    path, jpath = tmp_path / "results.tsv", tmp_path / "journal.jsonl"
+    old_row = {c: "" for c in results.FIRST_COLUMNS}
+    old_row.update(run_id="r1", commit="abc1234", status="baseline", vel_err="0.1100", seed_scores="1:0.1100",
+                   backend="mujoco", budget_s="300", harness="ok", description="")
+    old_line = "\t".join(old_row[c] for c in results.FIRST_COLUMNS)
+    path.write_text("\t".join(results.FIRST_COLUMNS) + "\n" + old_line + "\n")
+    journal.adopt(jpath, [old_line])
+    [read] = read_results(path)
+    assert read["held_out"] == "" and read["vel_err"] == "0.1100"
+    assert results.ensure_file(path) is True
+    assert path.read_text() == HEADER + old_line + "\n"
+    assert results.ensure_file(path) is False
+    append_row(path, row(2, held_out=0.15), journal_path=jpath)
+    lines = [results.row_line(r) for r in read_results(path)]
+    check = journal.check_rows(jpath, lines)
+    assert check.foreign == [] and check.missing == []
+    assert read_results(path)[1]["held_out"] == "0.1500"
+    path.write_text(HEADER + old_line + "\textra\tcells\n")          # more cells than columns: refused
+    with pytest.raises(ResultsError, match="tab-separated fields"):
+        read_results(path)

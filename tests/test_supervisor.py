@@ -184,3 +184,37 @@ def test_train_context_env_heartbeat_budget_and_curves(tmp_path):
     time.sleep(0.55)
     assert ctx.time_up() and ctx.time_left() == 0.0
     env.close()
+
+
+def _busy_child_script(seconds: float) -> str:
+    return f"""
+        send(type="start")
+        end = time.time() + {seconds}
+        while time.time() < end:   # the worker's own CPU: never foreign
+            send(type="beat", env_steps=1)
+            sum(range(20000))
+        send(type="trained", train_s={seconds}, env_steps=1)
+        send(type="done", train_s={seconds}, env_steps=1)
+    """
+
+
+def test_foreign_cpu_is_measured_and_the_run_s_own_is_not(tmp_path):
+    """A busy worker alone is quiet; the same worker beside a busy process is loaded (harness.load)."""
+    from harness import load
+
+    alone = run_supervised(child(tmp_path, _busy_child_script(3.0)), tmp_path / "a.log", budget_s=10, limits=FAST)
+    assert alone.ok and not load.is_loaded(alone.foreign_share), alone.foreign_share
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        beside = run_supervised(child(tmp_path, _busy_child_script(3.0)), tmp_path / "b.log", budget_s=10, limits=FAST)
+        meter = load.Meter()
+        time.sleep(1.0)
+        share = meter.share()
+    finally:
+        hog.kill()
+        hog.wait()
+    cpus = len(os.sched_getaffinity(0))
+    assert beside.ok and load.is_loaded(beside.foreign_share), beside.foreign_share
+    assert abs(beside.foreign_share - 1 / cpus) < 0.25, beside.foreign_share     # one busy process: one core's share
+    assert abs(share - 1 / cpus) < 0.25, share
