@@ -87,7 +87,8 @@ def import_run(run_dir: Path) -> None:
                 "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}", "env_steps": r["env_steps"],
                 "steps_per_s": round(r["env_steps"] / r["train_s"]), "train_s": f"{r['train_s']:.1f}",
                 "load_before": "", "budget_s": record["settings"]["budget_s"], "run_dir": f"{run_dir}/seed{r['seed']}",
-                "foreign_share": r.get("foreign_share") or "", "panel_episodes": m["episodes"], "vel_err_at_run": ""})
+                "foreign_share": f"{r['foreign_share']:.3f}" if r.get("foreign_share") is not None else "",
+                "panel_episodes": m["episodes"], "vel_err_at_run": ""})
 
 
 def read_rows() -> list[dict]:
