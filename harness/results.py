@@ -21,7 +21,7 @@ FIRST_COLUMNS = (
     "budget_s", "harness", "reason", "description",
 )
 # New columns only ever go at the end: an older file's header and rows are a prefix, read as they are
-# (missing cells empty), and its header is upgraded in place (upgrade_header) without touching a row.
+# (missing cells empty), and its header is upgraded in place (ensure_file) without touching a row.
 COLUMNS = FIRST_COLUMNS + ("held_out",)
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("baseline", "keep", "discard", "crash", "floor", "smoke")
@@ -51,7 +51,7 @@ def _parse(text: str, path: Path) -> list[dict[str, str]]:
             "fix or remove that line by hand, the harness leaves the file untouched"
         )
     lines = lines[:-1]
-    if _header_width(lines[0]) is None:
+    if not _known_header(lines[0]):
         raise ResultsError(
             f"{path}:1: unknown header; expected the columns {', '.join(COLUMNS)}. "
             "Move the file aside (it is left untouched) and the harness will start a new one"
@@ -71,11 +71,10 @@ def _parse(text: str, path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _header_width(line: str) -> int | None:
-    """How many columns a header line names, if it is COLUMNS or an older prefix of them."""
+def _known_header(line: str) -> bool:
+    """Whether a header line names COLUMNS or an older prefix of them."""
     names = tuple(line.split("\t"))
-    ok = len(FIRST_COLUMNS) <= len(names) <= len(COLUMNS) and names == COLUMNS[:len(names)]
-    return len(names) if ok else None
+    return len(FIRST_COLUMNS) <= len(names) <= len(COLUMNS) and names == COLUMNS[:len(names)]
 
 
 def read_results(path) -> list[dict[str, str]]:
