@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import signal
 import sys
@@ -56,17 +55,12 @@ class Session:
     def flags(self) -> list[str]:
         return self.guard.flags
 
-    @property
-    def checks_load(self) -> bool:
-        """Every real run; smoke runs only when a test asks (they are short and never kept)."""
-        return not self.settings.smoke or os.environ.get("HARNESS_LOAD_CHECK") == "1"
-
     def run_seed(self, train_rel: str, seed: int, label: str, under: str = "") -> SeedResult:
         """Train train_rel (relative to the run folder) on one seed into [under/]seed<k>/, then score it.
         A run the machine's load slowed is kept aside (seed<k>.loaded<i>/) and run again, up to LOADED_TRIES."""
         out = seed_dir(self.run_dir / under, seed)
         for attempt in range(1, LOADED_TRIES + 1):
-            if self.checks_load:
+            if self.settings.checks("HARNESS_LOAD_CHECK"):
                 load.wait_for_quiet(lambda text: self.display.line(f"{label}: {text}"))
             r = self._run_once(train_rel, seed, label, out)
             if r.ok or not (r.reason or "").startswith(LOADED):
@@ -98,7 +92,7 @@ class Session:
         d.end_progress()
         r = SeedResult(seed, w.ok, w.reason, str(out.relative_to(self.root)), startup_s=w.startup_s,
                        train_s=w.train_s, env_steps=w.env_steps, foreign_share=w.foreign_share)
-        if w.ok and self.checks_load and load.is_loaded(w.foreign_share):
+        if w.ok and s.checks("HARNESS_LOAD_CHECK") and load.is_loaded(w.foreign_share):
             r.ok, r.reason = False, (f"{LOADED}: other processes used {w.foreign_share:.0%} of the CPUs while it trained "
                                      f"({w.env_steps:,} env steps); not compared")
         if w.ok:
@@ -260,8 +254,8 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     judged = dict(crash=crash, has_incumbent=bool(inc), branch=branch, inc_short=inc_short,
                   incumbent_failed=incumbent_failed, decision=decision)
     held_out = None
-    held_out_wanted = not settings.smoke or os.environ.get("HARNESS_HELD_OUT") == "1"   # tests ask for it in smoke
-    if held_out_wanted and verdict.resolve_status(**judged, never_keep=never_keep, smoke_why=[])[0] in KEPT:
+    would_keep = verdict.resolve_status(**judged, never_keep=never_keep, smoke_why=[])[0] in KEPT
+    if would_keep and settings.checks("HARNESS_HELD_OUT"):
         held_out, worse = _held_out_check(session, root, cand, rows, inc_short, settings)
         never_keep += [worse] if worse else []
     status, reason = verdict.resolve_status(**judged, never_keep=never_keep, smoke_why=settings.smoke_why)
@@ -346,8 +340,9 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
     have = verdict.incumbent_runs(rows, inc_short, settings.backend, settings.budget_s)
     for k in rerun:
         have.pop(k, None)
-    wanted = [k for k in range(1, settings.max_seeds + 1) if k not in have]
-    seeds = sorted(set(rerun)) if rerun else wanted if n_seeds is None else _missing_seeds(have, n_seeds)
+    if n_seeds is None:  # every seed a verdict may use
+        n_seeds = sum(k not in have for k in range(1, settings.max_seeds + 1))
+    seeds = sorted(set(rerun)) or _missing_seeds(have, n_seeds)
     if not seeds:
         display.line(f"the incumbent {inc_short} has scores on all {settings.max_seeds} seeds a verdict uses; "
                      "nothing to run (--seeds N adds more)")

@@ -58,12 +58,13 @@ def _tree(pid: int) -> list[int]:
 
 class Meter:
     """Foreign CPU use from now on, in cores. Our own use is this process's plus that of the process
-    tree under the watched pid, polled while it runs: the rusage of reaped children cannot be used,
-    as bubblewrap's PID namespace does not pass it on."""
+    tree under `pid` (set it once the run is started), polled while it runs: the rusage of reaped
+    children cannot be used, as bubblewrap's PID namespace does not pass it on."""
 
-    def __init__(self, pid: int | None = None):
+    def __init__(self):
         self.cpus = sorted(os.sched_getaffinity(0))
-        self.pid, self.seen = pid, {}
+        self.pid: int | None = None
+        self.seen: dict[int, float] = {}
         t = os.times()
         self.t0, self.busy0, self.own0 = time.monotonic(), _cpu_busy(self.cpus), t.user + t.system
 

@@ -169,9 +169,8 @@ def ensure_file(path) -> bool:
         if not path.exists() or path.stat().st_size == 0:
             _write_lines(path, [])
             return False
-        read_results(path)
-        text = path.read_text(encoding="utf-8")
-        first, _, rest = text.partition("\n")
+        read_results(path)  # validates, with a clear error for a file that is not UTF-8
+        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
         if first + "\n" == HEADER:
             return False
         tmp = path.with_name(path.name + ".upgrade")

@@ -39,6 +39,10 @@ class Settings:
     def smoke(self) -> bool:
         return bool(self.smoke_why)
 
+    def checks(self, knob: str) -> bool:
+        """Whether a slow check runs: on every real run; on a smoke run only when a test sets knob=1."""
+        return not self.smoke or os.environ.get(knob) == "1"
+
 
 def make_settings(args) -> Settings:
     why = []

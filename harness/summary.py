@@ -5,8 +5,8 @@ each number is written, in one place. `vel_err` always comes first.
 from __future__ import annotations
 
 RUN_KEYS = (
-    "vel_err", "standing_still", "delta", "held_out", "held_out_gap", "noise_floor", "yaw_err", "survival", "torque", "foot_slip", "gait",
-    "seeds", "seed_scores", "incumbent", "train_seconds", "startup_seconds", "total_seconds", "env_steps",
+    "vel_err", "standing_still", "delta", "held_out", "held_out_gap", "noise_floor", "yaw_err", "survival", "torque",
+    "foot_slip", "gait", "seeds", "seed_scores", "incumbent", "train_seconds", "startup_seconds", "total_seconds", "env_steps",
     "steps_per_second", "peak_mem_mb", "backend", "device", "budget_s", "harness", "sandbox", "run_id", "commit", "verdict",
     "reason", "next",
 )
@@ -20,8 +20,8 @@ SCORE_KEYS = (
 )
 # decimals of each float; any other value is printed as it is
 DIGITS = {
-    "vel_err": 4, "standing_still": 4, "delta": 4, "held_out": 4, "held_out_gap": 4, "noise_floor": 4, "sigma_used": 4, "yaw_err": 4,
-    "foot_slip": 4, "survival": 2, "torque": 2, "power": 1, "train_seconds": 1, "startup_seconds": 1,
+    "vel_err": 4, "standing_still": 4, "delta": 4, "held_out": 4, "held_out_gap": 4, "noise_floor": 4, "sigma_used": 4,
+    "yaw_err": 4, "foot_slip": 4, "survival": 2, "torque": 2, "power": 1, "train_seconds": 1, "startup_seconds": 1,
     "total_seconds": 1,
 }
 
