@@ -5,10 +5,12 @@
 Every step is what an agent does (`python train.py`, `evaluate.py floor`, `evaluate.py apply`) at
 the full budget, with real git in the clone, on a quiet machine (a run that is not quiet is set
 aside and run again by the harness itself):
-  1. the old baseline: today's train.py with DESIRED_KL = 0.01, then the floor (every seed);
-  2. today's train.py (DESIRED_KL = 0.02) as the candidate: must be kept; then the floor;
+  1. the old baseline: today's train.py with DESIRED_KL = 0.01, then its floor on seeds 2-3;
+  2. today's train.py (DESIRED_KL = 0.02) as the candidate: must be kept; then its floor on 2 more seeds;
   3. a comment-only change: must be discarded;
   4. a broken change (the tracking reward's sign flipped): must be discarded after one seed.
+The floors take the 3 seeds a keep needs rather than all 8 (`floor --seeds 2`), to fit in under two hours:
+a verdict that wants more seeds runs the incumbent on them itself, as it does for any agent.
 The harness's output of every step is appended to benchmarks/verdict_demo.log; the table at the
 end gives each step's verdict, seeds and wall time.
 """
@@ -73,11 +75,11 @@ def main() -> int:
     print(f"{'step':<34} {'verdict':<9} {'seeds':>5} {'wall':>11}  reason")
     commit(repo, today.replace(KL, "DESIRED_KL = 0.01 "), "old baseline: DESIRED_KL 0.01")
     step(repo, "old baseline (KL 0.01)", "baseline", "train.py")
-    step(repo, "  its floor", "floor", "evaluate.py", "floor")
+    step(repo, "  its floor", "floor", "evaluate.py", "floor", "--seeds", "2")
     commit(repo, today, "DESIRED_KL 0.02: the lr is no longer pinned low")
     step(repo, "today's train.py (KL 0.02)", "keep", "train.py")
     step(repo, "  apply", None, "evaluate.py", "apply")
-    step(repo, "  its floor", "floor", "evaluate.py", "floor")
+    step(repo, "  its floor", "floor", "evaluate.py", "floor", "--seeds", "2")
     commit(repo, today + "\n# a comment: the code is unchanged\n", "comment only")
     step(repo, "comment-only change", "discard", "train.py")
     step(repo, "  apply", None, "evaluate.py", "apply")
