@@ -10,6 +10,7 @@ and the keep/discard verdict (see harness/experiment.py).
 
 Commands:
     uv run train.py [--smoke] [--budget S] [--backend mujoco|isaaclab] [--device cpu|cuda]
+                    [--slots N] [--cluster auto|ADDRESS]         N seeds at once, here or as Ray tasks
     uv run evaluate.py run [same options]                        the same experiment, started by the harness:
                                                                  also records a train.py that does not parse
     uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy

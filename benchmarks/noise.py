@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import config, sandbox, scoring, supervisor  # noqa: E402
+from harness import config, sandbox, scoring, seedrun  # noqa: E402
 from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
+from harness.settings import Settings  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "noise_runs.tsv"
 FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps_per_s", "train_s",
@@ -42,23 +43,20 @@ FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps
 
 
 def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
+    """One seed of folder/train.py as the harness trains and scores it (harness.seedrun)."""
     out = folder / f"seed{seed}-r{repeat}"
     out.mkdir(parents=True)
-    train_copy = folder / "train.py"
-    box = sandbox.choose("mujoco")
-    cmd = [sys.executable, "-m", "harness.worker", "--train", str(train_copy), "--seed", str(seed),
-           "--out", str(out), "--backend", "mujoco", "--device", "cpu", "--budget", str(budget)]
-    cmd = sandbox.wrap(cmd, box, ROOT, writable=out, readable=[train_copy])
     load = os.getloadavg()[0]
-    w = supervisor.run_supervised(cmd, out / "train.log", budget, cwd=ROOT)
-    if not w.ok:
-        raise SystemExit(f"seed {seed} repeat {repeat} crashed: {w.reason} (see {out / 'train.log'})")
-    m = scoring.run_evaluation(out / ARTIFACT_NAME, out / "metrics.json", "mujoco", "cpu")
+    r = seedrun.train_and_score(ROOT, folder / "train.py", seed, out, Settings("mujoco", "cpu", budget, [], 1),
+                                sandbox.choose("mujoco"), check_load=False, say=lambda text: None)
+    if not r.ok:
+        raise SystemExit(f"seed {seed} repeat {repeat} crashed: {r.reason} (see {out / 'train.log'})")
+    m = r.metrics
     return {"seed": seed, "repeat": repeat, "vel_err": f"{m['vel_err']:.4f}", "survival": f"{m['survival']:.3f}",
-            "env_steps": w.env_steps, "steps_per_s": round(w.env_steps / w.train_s),
-            "train_s": f"{w.train_s:.1f}",
+            "env_steps": r.env_steps, "steps_per_s": round(r.env_steps / r.train_s),
+            "train_s": f"{r.train_s:.1f}",
             "load_before": f"{load:.2f}", "budget_s": budget, "run_dir": str(out.relative_to(ROOT)),
-            "foreign_share": f"{w.foreign_share:.3f}", "panel_episodes": m["episodes"], "vel_err_at_run": ""}
+            "foreign_share": f"{r.foreign_share:.3f}", "panel_episodes": m["episodes"], "vel_err_at_run": ""}
 
 
 def append(row: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 PLAIN_INTERVAL_S = 15.0   # a redirected run.log gets one progress line this often
@@ -21,18 +22,22 @@ class Display:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
         self._bar_shown = False
-        self._last_plain = -1e9
+        self._last_plain: dict[str, float] = {}
+        self._lock = threading.RLock()   # slots print from several threads
+        self.parallel = False            # several runs at once: plain progress lines, one per run
 
     def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+        with self._lock:
+            self.stream.write(text)
+            self.stream.flush()
 
     def line(self, text: str) -> None:
         """A whole line, above the progress bar if one is showing."""
-        if self._bar_shown:
-            self._write("\r\033[K")
-        self._write(text.rstrip("\n") + "\n")
-        self._bar_shown = False
+        with self._lock:
+            if self._bar_shown:
+                self._write("\r\033[K")
+            self._write(text.rstrip("\n") + "\n")
+            self._bar_shown = False
 
     def echo(self, text: str) -> None:
         self.line(PREFIX + text.rstrip("\n"))
@@ -45,7 +50,7 @@ class Display:
             tail += f"  reward {_fmt(reward)}"
         if err is not None:
             tail += f"  vel_err {_fmt(err)}"
-        if self.tty:
+        if self.tty and not self.parallel:
             frac = min(1.0, elapsed / budget) if budget > 0 else 1.0
             fill = int(round(frac * BAR_WIDTH))
             bar = "#" * fill + "." * (BAR_WIDTH - fill)
@@ -53,15 +58,16 @@ class Display:
             self._bar_shown = True
             return
         now = time.monotonic()
-        if now - self._last_plain >= PLAIN_INTERVAL_S:
-            self._last_plain = now
+        if now - self._last_plain.get(label, -1e9) >= PLAIN_INTERVAL_S:
+            self._last_plain[label] = now
             self.line(f"{label} {elapsed:.0f}/{budget:.0f} s  {tail}")
 
-    def end_progress(self) -> None:
-        if self._bar_shown:
-            self._write("\n")
-            self._bar_shown = False
-        self._last_plain = -1e9
+    def end_progress(self, label: str | None = None) -> None:
+        with self._lock:
+            if self._bar_shown:
+                self._write("\n")
+                self._bar_shown = False
+        self._last_plain.pop(label, None)
 
     def summary(self, pairs: list[tuple[str, object]]) -> None:
         """The grep-able block: '---' then 'key: value', one per line."""

@@ -1,22 +1,21 @@
 """The orchestrator of one experiment (`uv run train.py`) and of `evaluate.py floor` / `apply`.
 
 evaluate.run(train) replaces train.py's process with `python -m harness.experiment`, so nothing
-train.py did at import time (monkey-patching, seeding) reaches the scoring. For each
-harness-chosen seed, the candidate (HEAD's train.py, copied into the run folder) trains in a
-supervised worker; a separate process scores its artifact; the incumbent (the branch's last kept
-commit, train.py from `git show`) is re-run on the same seed when its score there is unknown;
-harness.verdict decides whether to add a seed, keep or discard. Rows are appended to results.tsv
+train.py did at import time (monkey-patching, seeding) reaches the scoring. The harness chooses the
+seeds and runs them in waves, as many at once as there are slots (harness.slots; one on 2 cores):
+the candidate (HEAD's train.py, copied into the run folder) trains in a supervised worker, a
+separate process scores its artifact, and the incumbent (the branch's last kept commit, train.py
+from `git show`) is re-run on a seed when its score there is unknown. After each wave
+harness.verdict decides whether to add a wave, keep or discard. Rows are appended to results.tsv
 before anything is printed as the next git step.
 
-An experiment and a noise-floor run share their opening (a run folder holding the train.py that
-will run, a Session guarding results.tsv and the harness) and their closing (rows, then
-experiment.json, then the summary block).
+An experiment and a noise-floor run share a harness.session.Session: the run folder, every seed,
+and the closing (rows, then experiment.json, then the summary block).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import signal
 import sys
@@ -24,131 +23,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import backends, gitops, integrity, load, proc, results, sandbox, scoring, summary, supervisor, verdict
+from harness import backends, gitops, integrity, proc, results, scoring, summary, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
-from harness.runs import ARTIFACT_NAME, CURVES_FILE, RESULTS_FILE, RUNS_DIR, new_run_id, seed_dir
+from harness.runs import ARTIFACT_NAME, RESULTS_FILE
+from harness.seedrun import not_a_verdict
+from harness.session import Session
 from harness.settings import Settings, UsageError, add_run_options, make_settings
 
 BASELINE_SEEDS = 1
-LOADED_TRIES = 3             # runs of a seed on a loaded machine before it is recorded as `loaded`
-LOADED = "loaded"            # the crash reason's first word: not a verdict on train.py
-
-
-class Session:
-    """One orchestrator invocation: a run folder, its seeds, and the guard on results.tsv and the harness."""
-
-    def __init__(self, root: Path, settings: Settings, display: Display, commit_short: str,
-                 sources: dict[str, bytes]):
-        """The shared opening: a new run folder holding the train.py files (sources) that will run."""
-        self.root, self.settings, self.display = root, settings, display
-        self.run_id = new_run_id(root, commit_short)
-        self.run_dir = root / RUNS_DIR / self.run_id
-        self.run_dir.mkdir(parents=True)
-        for rel, data in sources.items():
-            (self.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / rel).write_bytes(data)
-        self.guard = integrity.Guard(root, gitops.branch(root))
-        self.sandbox = sandbox.choose(settings.backend)
-
-    @property
-    def flags(self) -> list[str]:
-        return self.guard.flags
-
-    def run_seed(self, train_rel: str, seed: int, label: str, under: str = "") -> SeedResult:
-        """Train train_rel (relative to the run folder) on one seed into [under/]seed<k>/, then score it.
-        A run the machine's load slowed is kept aside (seed<k>.loaded<i>/) and run again, up to LOADED_TRIES."""
-        out = seed_dir(self.run_dir / under, seed)
-        for attempt in range(1, LOADED_TRIES + 1):
-            if self.settings.checks("HARNESS_LOAD_CHECK"):
-                load.wait_for_quiet(lambda text: self.display.line(f"{label}: {text}"))
-            r = self._run_once(train_rel, seed, label, out)
-            if r.ok or not (r.reason or "").startswith(LOADED):
-                return r
-            aside = out.with_name(f"{out.name}.{LOADED}{attempt}")
-            out.rename(aside)
-            r.dir = str(aside.relative_to(self.root))
-            if attempt < LOADED_TRIES:
-                self.display.line(f"{label}: {r.reason}; running it again")
-        return r
-
-    def _run_once(self, train_rel: str, seed: int, label: str, out: Path) -> SeedResult:
-        s, d = self.settings, self.display
-        train_file = self.run_dir / train_rel
-        out.mkdir(parents=True, exist_ok=True)
-        before = self.guard.snapshot(out)
-        d.line(f"{label}: training {train_file.relative_to(self.root)} for {s.budget_s:g} s on {s.backend}/{s.device}"
-               f" (sandbox: {self.sandbox.label})")
-        cmd = [sys.executable, "-m", "harness.worker", "--train", str(train_file), "--seed", str(seed),
-               "--out", str(out), "--backend", s.backend, "--device", s.device, "--budget", str(s.budget_s)]
-        if s.smoke:
-            cmd.append("--smoke")
-        cmd = sandbox.wrap(cmd, self.sandbox, self.root, writable=out, readable=[train_file],
-                           network=s.backend != "mujoco")
-        w = supervisor.run_supervised(
-            cmd, out / "train.log", s.budget_s, echo=d.echo, cwd=self.root,
-            on_progress=lambda elapsed, steps, scalars: d.progress(label, elapsed, s.budget_s, steps, scalars),
-        )
-        d.end_progress()
-        r = SeedResult(seed, w.ok, w.reason, str(out.relative_to(self.root)), startup_s=w.startup_s,
-                       train_s=w.train_s, env_steps=w.env_steps, foreign_share=w.foreign_share)
-        if w.ok and s.checks("HARNESS_LOAD_CHECK") and load.is_loaded(w.foreign_share):
-            r.ok, r.reason = False, (f"{LOADED}: other processes used {w.foreign_share:.0%} of the CPUs while it trained "
-                                     f"({w.env_steps:,} env steps); not compared")
-        if w.ok:
-            r.flags += self.guard.check_budget(w.train_s, s.budget_s)
-        if r.ok:
-            d.line(f"{label}: trained {w.train_s:.1f} s ({w.env_steps:,} env steps, start-up {w.startup_s:.1f} s); scoring")
-            try:
-                r.metrics = scoring.run_evaluation(out / ARTIFACT_NAME, out / "metrics.json", s.backend, s.device,
-                                                   log_path=out / "eval.log")
-            except scoring.EvalError as e:
-                r.ok, r.reason = False, str(e)
-        if r.ok:
-            r.flags += self.guard.check_borrowed(r.metrics, out, train_file.read_bytes())
-        r.flags += self.guard.check(before, out)  # after scoring too: nothing may change until the row is written
-        for f in r.flags:
-            d.line(f"integrity: {f}")
-        self._plot(out)
-        if r.ok:
-            m = r.metrics
-            d.line(f"{label}: vel_err {m['vel_err']:.4f} (standing still {m['standing_still']:.4f})  "
-                   f"survival {m['survival']:.2f}  gait {m['gait']}")
-        else:
-            d.line(f"{label}: crash: {r.reason}")
-            if not r.reason.startswith(LOADED):
-                self._log_tail(out / "train.log")
-        return r
-
-    def _plot(self, out: Path) -> None:
-        csv = out / CURVES_FILE
-        if not csv.exists():
-            return
-        try:
-            from harness.plots import plot_curves
-
-            plot_curves(csv, out / "curves.png")
-        except Exception as e:  # a plot is a convenience; never fail an experiment for it
-            self.display.line(f"(no curves.png: {type(e).__name__}: {e})")
-
-    def _log_tail(self, log: Path, lines: int = 15) -> None:
-        if log.exists():
-            tail = log.read_text(errors="replace").splitlines()[-lines:]
-            if tail:
-                self.display.line(f"last lines of {log.relative_to(self.root)}:")
-                for line in tail:
-                    self.display.echo(line)
-
-    def close(self, rows: list[dict], record: dict, values: dict, keys: tuple[str, ...], then=None) -> int:
-        """The shared closing: append the rows, then (then()) move the incumbent, write experiment.json,
-        print the summary block."""
-        for row in rows:
-            results.append_row(self.root / RESULTS_FILE, row, journal_path=self.guard.journal)
-        if then is not None:
-            then()
-        (self.run_dir / "experiment.json").write_text(json.dumps(record, indent=1, default=str))
-        self.display.summary(summary.block(keys, values))
-        return 0
 
 
 def _unrecorded_if_modified(agg: dict, harness_ok: bool, reason: str) -> str:
@@ -157,6 +40,11 @@ def _unrecorded_if_modified(agg: dict, harness_ok: bool, reason: str) -> str:
         return reason
     scored, agg["vel_err"] = agg["vel_err"], None
     return f"{reason} | scored {scored:.4f} with a modified harness: not recorded as vel_err"
+
+
+def _pairing(settings: Settings) -> tuple:
+    """What a stored score must share with this run to be paired with it: backend, budget, slot resources."""
+    return settings.backend, settings.budget_s, settings.resources
 
 
 def _peak_mem_mb() -> int:
@@ -187,7 +75,7 @@ def _held_out_check(session: Session, root: Path, cand: list[SeedResult], rows: 
     mean = sum(values) / len(values)
     session.display.line(f"held-out: {mean:.4f} (panel {sum(r.vel_err for r in ok) / len(ok):.4f}; "
                          f"panel seed {scored['panel_seed']})")
-    incumbent = verdict.incumbent_held_out(rows, inc_short, settings.backend, settings.budget_s) if inc_short else None
+    incumbent = verdict.incumbent_held_out(rows, inc_short, *_pairing(settings)) if inc_short else None
     return mean, verdict.held_out_worse(values, *incumbent) if incumbent else None
 
 
@@ -217,7 +105,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
                  f"incumbent {inc_short or 'none (this is the baseline)'}"
                  + (f"; SMOKE ({'; '.join(settings.smoke_why)})" if settings.smoke else ""))
 
-    stored = {} if settings.smoke or not inc else verdict.incumbent_scores(rows, inc_short, settings.backend, settings.budget_s)
+    stored = {} if settings.smoke or not inc else verdict.incumbent_scores(rows, inc_short, *_pairing(settings))
     inc_scores = dict(stored)
     cand: list[SeedResult] = []
     inc_runs: list[SeedResult] = []
@@ -225,30 +113,35 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     incumbent_failed = None
     max_seeds = BASELINE_SEEDS if not inc else settings.max_seeds
     launcher_code = integrity.code_before_evaluate(sources["train.py"].decode(errors="replace"), root)
-    for seed in range(1, max_seeds + 1):
-        if launcher_code:  # it already ran, in the launcher: refuse the run, train nothing
-            cand.append(SeedResult(seed, False, f"train.py runs code before `import evaluate` hands over: "
-                                                f"{launcher_code}; move it below that import", ""))
+    wave = 1 if not inc else min(settings.slots, max_seeds)   # seeds run at once; the rule looks after each wave
+    if launcher_code:  # it already ran, in the launcher: refuse the run, train nothing
+        cand.append(SeedResult(1, False, f"train.py runs code before `import evaluate` hands over: "
+                                         f"{launcher_code}; move it below that import", ""))
+    while not launcher_code and len(cand) < max_seeds:
+        seeds = list(range(len(cand) + 1, min(len(cand) + wave, max_seeds) + 1))
+        jobs = [("train.py", k, f"seed {k}", "") for k in seeds]
+        jobs += [("incumbent/train.py", k, f"incumbent {inc_short} seed {k}", "incumbent")
+                 for k in seeds if inc and k not in inc_scores]
+        done = session.run_jobs(jobs)
+        cand += [r for r in done[:len(seeds)] if r is not None]
+        for r in done[len(seeds):]:
+            if r is not None:
+                inc_runs.append(r)
+                if r.ok:
+                    inc_scores[r.seed] = r.vel_err
+                elif incumbent_failed is None:
+                    incumbent_failed = (r.seed, r.reason)
+        if not inc or incumbent_failed or not all(r.ok for r in cand) or len(cand) < seeds[-1]:
             break
-        r = session.run_seed("train.py", seed, f"seed {seed}")
-        cand.append(r)
-        if not r.ok or not inc:
-            break
-        if seed not in inc_scores:
-            ir = session.run_seed("incumbent/train.py", seed, f"incumbent {inc_short} seed {seed}", under="incumbent")
-            inc_runs.append(ir)
-            if not ir.ok:
-                incumbent_failed = (seed, ir.reason)
-                break
-            inc_scores[seed] = ir.vel_err
-        decision = verdict.decide([c.vel_err - inc_scores[c.seed] for c in cand], list(inc_scores.values()), max_seeds)
+        decision = verdict.decide([c.vel_err - inc_scores[c.seed] for c in cand], list(inc_scores.values()),
+                                  max_seeds, wave=wave)
         display.line(f"verdict after {decision.k} seed(s): {decision.action}: {decision.reason}")
         if decision.final:
             break
 
     crashed = next((r for r in cand if not r.ok), None)
     crash = crashed.reason if crashed else None
-    if incumbent_failed and incumbent_failed[1].startswith(LOADED):  # load, not the incumbent, failed it
+    if incumbent_failed and not_a_verdict(incumbent_failed[1]):  # the machine, not the incumbent, failed it
         crash, incumbent_failed = f"{incumbent_failed[1]} (incumbent {inc_short} seed {incumbent_failed[0]})", None
     never_keep = harness_reasons + session.flags
     judged = dict(crash=crash, has_incumbent=bool(inc), branch=branch, inc_short=inc_short,
@@ -275,8 +168,9 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     if status in KEPT:
         step = (f"uv run evaluate.py apply   (keep: {head_short} stays and is the incumbent); then uv run evaluate.py "
                 f"floor   (measures it on the seeds it lacks, so the next verdicts start at once)")
-    elif reason.startswith(LOADED):
-        step = "uv run train.py again once the machine is quiet (a loaded run is not a verdict: nothing to apply)"
+    elif not_a_verdict(reason):
+        step = ("uv run train.py again once the machine is quiet (a loaded run or a lost node is not a verdict: "
+                "nothing to apply)")
     elif status == "smoke":
         step = "none: smoke runs are never kept"
     elif inc:
@@ -302,7 +196,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         "steps_per_second": int(agg["env_steps"] / agg["train_s"]) if agg["train_s"] else None,
         "peak_mem_mb": _peak_mem_mb(), "backend": settings.backend, "device": settings.device,
         "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified",
-        "sandbox": session.sandbox.label,
+        "slots": settings.slots, "resources": settings.resources, "sandbox": session.sandbox.label,
         "run_id": session.run_id, "commit": head_short, "verdict": status, "reason": reason, "next": step,
     }
     then = (lambda: integrity.set_incumbent(root, branch, head)) if status in KEPT else None
@@ -337,7 +231,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
     dirty = [p for _, p in gitops.dirty_paths(root) if gitops.is_harness(p)]
     harness_reasons = integrity.harness_reasons(dirty, gitops.harness_differs(root, inc, "HEAD"), inc_short,
                                                 whose="HEAD's harness")
-    have = verdict.incumbent_runs(rows, inc_short, settings.backend, settings.budget_s)
+    have = verdict.incumbent_runs(rows, inc_short, *_pairing(settings))
     for k in rerun:
         have.pop(k, None)
     if n_seeds is None:  # every seed a verdict may use
@@ -355,7 +249,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
         drop["seed_scores"] = results.format_seed_scores({k: results.DROPPED for k in seeds})
         results.append_row(root / RESULTS_FILE, drop, journal_path=session.guard.journal)
     display.line(f"noise floor {session.run_id}: incumbent {inc_short} on seeds {seeds}")
-    runs = [session.run_seed("train.py", s, f"floor seed {s}") for s in seeds]
+    runs = session.run_jobs([("train.py", s, f"floor seed {s}", "") for s in seeds], stop_on_failure=False)
     ok = [r for r in runs if r.ok]
     status = "crash" if not ok else ("smoke" if settings.smoke else "floor")
     crashed = [f"seed {r.seed}: {r.reason}" for r in runs if not r.ok]
@@ -376,6 +270,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
         "noise_floor": measured if measured is not None else f"needs {verdict.MIN_FLOOR_SEEDS} seeds (have {len(all_scores)})",
         "sigma_used": verdict.sigma_floor(list(all_scores.values())),
         "train_seconds": agg["train_s"], "total_seconds": time.monotonic() - t0, "backend": settings.backend,
+        "slots": settings.slots, "resources": settings.resources,
         "harness": "ok" if harness_ok else "modified", "sandbox": session.sandbox.label,
         "run_id": session.run_id, "commit": inc_short,
         "verdict": status, "reason": reason, "next": "edit train.py, commit, uv run train.py > run.log 2>&1",
@@ -394,7 +289,7 @@ def apply_verdict(root: Path, display: Display) -> int:
         display.line(f"HEAD {head_short} has no experiment row in {RESULTS_FILE}: run `uv run train.py` first")
         return 1
     status = last["status"]
-    if status == "crash" and last["reason"].startswith(LOADED):
+    if status == "crash" and not_a_verdict(last["reason"]):
         display.line(f"{head_short} was not judged: {last['reason']}. Nothing to undo; run `uv run train.py` again "
                      "once the machine is quiet")
         return 0

@@ -114,6 +114,13 @@ class Guard:
         self.flags += flags
         return flags
 
+    def check_sources(self, run_dir: Path, sources: dict[str, bytes]) -> list[str]:
+        """The run folder's train.py copies, byte for byte (side by side, the snapshot cannot watch them)."""
+        changed = [rel for rel, data in sources.items() if (run_dir / rel).read_bytes() != data]
+        flags = [f"the run folder's {', '.join(changed)} changed during the run"] if changed else []
+        self.flags += flags
+        return flags
+
     def check_budget(self, train_s: float | None, budget_s: float) -> list[str]:
         """Flag a run that the supervisor saw train (import and export included) well past its budget."""
         if train_s is None or train_s <= budget_s + max(OVERRUN_MIN_S, OVERRUN_SHARE * budget_s):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 
+from harness import proc
+
 LOADED_SHARE = 0.15       # foreign use above this share of our CPUs flags a run (2 cores: 0.3 of a core)
 QUIET_WINDOW_S = 5.0      # how long the machine is watched before a run starts
 QUIET_WAIT_S = 600.0      # how long a run waits for a quiet machine before starting anyway
@@ -114,7 +116,8 @@ def wait_for_quiet(say, window_s: float = QUIET_WINDOW_S, max_wait_s: float | No
     deadline, said = time.monotonic() + max_wait_s, False
     while True:
         meter, procs = Meter(), _proc_cpu()
-        time.sleep(window_s)
+        if proc.CANCEL.wait(window_s):   # Ctrl-C while slots run
+            raise KeyboardInterrupt
         share = meter.share()
         if not is_loaded(share):
             if said:

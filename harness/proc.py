@@ -5,7 +5,11 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 import time
+
+CANCEL = threading.Event()   # set on Ctrl-C while slots run: every supervised child and scoring process stops
+LIVE: set[int] = set()       # the running children of the slots (not strays): kill_strays leaves them
 
 
 def die_with_parent() -> None:
@@ -44,8 +48,8 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def kill_strays(keep: set[int] = frozenset()) -> int:
-    """SIGKILL every live descendant of this process outside `keep` and their subtrees; returns how many.
+def kill_strays() -> int:
+    """SIGKILL every live descendant of this process outside LIVE and their subtrees; returns how many.
 
     Only in a process that called become_subreaper() (the orchestrator): there, a process that
     double-forked away from a finished worker is our child now, so this finds it even in its own
@@ -56,7 +60,7 @@ def kill_strays(keep: set[int] = frozenset()) -> int:
         if not _subreaper:
             break
         tree = _children()
-        stack, found = [p for p in tree.get(os.getpid(), []) if p not in keep], []
+        stack, found = [p for p in tree.get(os.getpid(), []) if p not in LIVE], []
         while stack:
             pid = stack.pop()
             found.append(pid)

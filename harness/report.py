@@ -59,8 +59,9 @@ def noise_floor_of(rows: list[dict[str, str]], row: dict[str, str] | None) -> di
     backend = row.get("backend") or DEFAULT_BACKEND
     budget = number(row.get("budget_s"))
     budget = DEFAULT_BUDGET_S if budget is None else budget
-    scores = list(incumbent_scores(rows, row.get("commit", ""), backend, budget).values())
-    measured = noise_floor(rows, row.get("commit", ""), backend, budget)
+    key = (rows, row.get("commit", ""), backend, budget, row.get("resources", ""))
+    scores = list(incumbent_scores(*key).values())
+    measured = noise_floor(*key)
     return {
         "measured": None if measured is None else round(measured, 6),
         "rule": round(sigma_floor(scores), 6),

@@ -42,6 +42,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import proc as proc_tools
 from harness import threads
 from harness.runs import DEFAULT_BACKEND
 
@@ -254,16 +255,22 @@ def _run_child(args: list[str], out_json, log_path, timeout_s: float, env: dict 
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent)
+        proc_tools.LIVE.add(proc.pid)
+        deadline = time.monotonic() + timeout_s
         try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise EvalError(f"hang: evaluation took over {timeout_s:.0f} s") from None
+            while proc.poll() is None:
+                if proc_tools.CANCEL.is_set():   # Ctrl-C while slots run (harness.slots)
+                    raise KeyboardInterrupt
+                if time.monotonic() > deadline:
+                    raise EvalError(f"hang: evaluation took over {timeout_s:.0f} s")
+                time.sleep(0.1)
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
+            proc_tools.LIVE.discard(proc.pid)
     try:
         metrics = json.loads(out_json.read_text())
     except (OSError, ValueError):

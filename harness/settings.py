@@ -1,4 +1,4 @@
-"""What one run is told: backend, device, budget, and why it is a smoke run (never kept).
+"""What one run is told: backend, device, budget, its slots, and why it is a smoke run (never kept).
 
 The command-line options of `uv run train.py` and `evaluate.py floor`, and the rule that any
 budget but the default, and any test-only knob, makes a run smoke.
@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from harness import verdict
+from harness import slots, verdict
 from harness.backends import default_device
 from harness.runs import BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DEVICES
 
@@ -34,6 +34,10 @@ class Settings:
     budget_s: float
     smoke_why: list[str]
     max_seeds: int
+    slots: int = 1                  # seeds run at once (harness.slots; on a cluster, Ray tasks)
+    resources: str = ""             # what one seed runs on; scores are paired only within the same
+    cluster: str | None = None      # a Ray address (--cluster), or None: this machine
+    slot_cpus: int = 0              # CPUs per slot (on a cluster, the Ray task's num_cpus)
 
     @property
     def smoke(self) -> bool:
@@ -57,7 +61,19 @@ def make_settings(args) -> Settings:
     if used:
         why.append("test overrides " + ",".join(used))
     max_seeds = int(os.environ.get("HARNESS_MAX_SEEDS") or (1 if why else verdict.MAX_SEEDS))
-    return Settings(args.backend, args.device or default_device(), budget, why, max_seeds)
+    device = args.device or default_device()
+    settings = Settings(args.backend, device, budget, why, max_seeds, cluster=args.cluster)
+    try:
+        if args.cluster:
+            from harness import cluster
+
+            settings.slots, settings.slot_cpus, settings.resources = cluster.plan(args.cluster, args.slots, device)
+        else:
+            planned, settings.resources = slots.plan(args.slots, device)
+            settings.slots, settings.slot_cpus = len(planned), len(planned[0].cpus)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return settings
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -65,3 +81,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=None, help=f"training seconds per seed (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     p.add_argument("--device", choices=DEVICES, default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--slots", type=int, default=None,
+                   help=f"seeds run at once, each on its own CPUs (default: one per {slots.CPUS_PER_SLOT} cores; "
+                        "one per GPU on cuda)")
+    p.add_argument("--cluster", metavar="auto|ADDRESS", default=None,
+                   help="run the seeds as tasks on a Ray cluster (`ray start --head`); the results stay here")

@@ -154,6 +154,7 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, pass_fds=(write_fd,), env=child_env, cwd=cwd)
     os.close(write_fd)
+    proc_tools.LIVE.add(proc.pid)
     meter.pid = proc.pid
     pump = threading.Thread(target=_pump_output, args=(proc.stdout, log_path, echo), daemon=True)
     pump.start()
@@ -165,6 +166,8 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
         while True:
             ready, _, _ = select.select([read_fd], [], [], 0.2)
             meter.poll()
+            if proc_tools.CANCEL.is_set():  # Ctrl-C while slots run (harness.slots)
+                raise KeyboardInterrupt
             now = time.monotonic()
             if ready:
                 chunk = os.read(read_fd, 65536)
@@ -226,6 +229,7 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
         ended = time.monotonic()
         meter.poll()
         kill_tree(proc, token)
+        proc_tools.LIVE.discard(proc.pid)
         proc_tools.kill_strays()
         os.close(read_fd)
         pump.join(timeout=5)

@@ -15,8 +15,10 @@ import os
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
+    """CPUs this process may run on: its affinity, or fewer where a cluster task was given fewer
+    (HARNESS_SLOT_CPUS: Ray counts a task's CPUs but does not pin them)."""
+    n = len(os.sched_getaffinity(0))
+    return min(n, int(os.environ.get("HARNESS_SLOT_CPUS") or n))
 
 
 def child_env(env: dict) -> dict:

@@ -20,6 +20,10 @@ The rule:
                  discard if mean(d) >= 0
   at MAX_SEEDS:  discard (not shown better);
   otherwise:     add a seed.
+With slots (harness.slots), seeds come in waves of w run at once and the rule looks only after each
+wave: at k = w, 2w, ... (the last wave stops at MAX_SEEDS); the first look's early discard compares
+mean(d) with sd_d when w < 3. Its looks are a subset of the one-at-a-time rule's, so its false keeps
+are not more frequent (the simulated nights check it for w = 1 to 4).
 The t quantile pays for an sd estimated from few runs, so a night whose noise is several times
 the measured one is still safe; the floor keeps a lucky low estimate from making keeps cheap.
 
@@ -115,15 +119,17 @@ def measured_floor(incumbent_scores: list[float]) -> float | None:
     return _sd(incumbent_scores) if len(incumbent_scores) >= MIN_FLOOR_SEEDS else None
 
 
-def decide(diffs: list[float], incumbent_scores: list[float], max_seeds: int = MAX_SEEDS) -> Decision:
-    """The verdict after len(diffs) paired seeds (diffs = candidate - incumbent)."""
+def decide(diffs: list[float], incumbent_scores: list[float], max_seeds: int = MAX_SEEDS, wave: int = 1) -> Decision:
+    """The verdict after len(diffs) paired seeds (diffs = candidate - incumbent), which came in waves
+    of `wave` seeds run at once (harness.slots): the rule looks only after a whole wave."""
     k = len(diffs)
     if k == 0:
         return Decision(CONTINUE, "no seed compared yet", 0, math.nan, math.nan)
     mean = _mean(diffs)
     sd, dof = pair_sd(diffs, incumbent_scores)
-    if k == 1 and diffs[0] > sd:
-        return Decision(DISCARD, f"clearly worse on seed 1 (d={diffs[0]:+.4f} > pair sd {sd:.4f})", k, mean, math.nan)
+    if k == wave < MIN_SEEDS_TO_KEEP and mean > sd:  # the first look, before a keep is possible
+        where = "on seed 1" if k == 1 else f"over the first {k} seeds"
+        return Decision(DISCARD, f"clearly worse {where} (d={mean:+.4f} > pair sd {sd:.4f})", k, mean, math.nan)
     se = math.nan
     if k >= MIN_SEEDS_TO_KEEP:
         se = sd / math.sqrt(k)
@@ -155,19 +161,23 @@ def held_out_worse(candidate: list[float], incumbent_mean: float, incumbent_seed
     return None
 
 
-def _matches(row: dict, commit: str, backend: str, budget_s: float) -> bool:
+def _matches(row: dict, commit: str, backend: str, budget_s: float, resources: str) -> bool:
+    """A row whose scores pair with a run of commit on this backend, budget and slot resources."""
     if row["commit"] != commit or row["backend"] != backend or row["harness"] != "ok":
+        return False
+    if row.get("resources", "") != resources:  # a 4-core seed is not a 2-core seed (harness.slots)
         return False
     budget = number(row["budget_s"])
     return budget is not None and abs(budget - budget_s) <= 1e-6
 
 
-def incumbent_runs(rows: list[dict], commit: str, backend: str, budget_s: float) -> dict[int, list[float]]:
+def incumbent_runs(rows: list[dict], commit: str, backend: str, budget_s: float,
+                   resources: str = "") -> dict[int, list[float]]:
     """Every clean vel_err of `commit` per seed, from its baseline/keep/floor rows, in order; a floor
     row's `dropped` mark (evaluate.py floor --rerun) forgets that seed's earlier scores."""
     out: dict[int, list[float]] = {}
     for row in rows:
-        if row["status"] not in (*KEPT, "floor") or not _matches(row, commit, backend, budget_s):
+        if row["status"] not in (*KEPT, "floor") or not _matches(row, commit, backend, budget_s, resources):
             continue
         for seed, score in parse_seed_scores(row["seed_scores"]).items():
             if score == DROPPED:
@@ -177,15 +187,17 @@ def incumbent_runs(rows: list[dict], commit: str, backend: str, budget_s: float)
     return out
 
 
-def incumbent_scores(rows: list[dict], commit: str, backend: str, budget_s: float) -> dict[int, float]:
+def incumbent_scores(rows: list[dict], commit: str, backend: str, budget_s: float,
+                     resources: str = "") -> dict[int, float]:
     """Per-seed vel_err of `commit`: the mean of its clean runs on each seed."""
-    return {seed: _mean(v) for seed, v in incumbent_runs(rows, commit, backend, budget_s).items()}
+    return {seed: _mean(v) for seed, v in incumbent_runs(rows, commit, backend, budget_s, resources).items()}
 
 
-def incumbent_held_out(rows: list[dict], commit: str, backend: str, budget_s: float) -> tuple[float, int] | None:
+def incumbent_held_out(rows: list[dict], commit: str, backend: str, budget_s: float,
+                       resources: str = "") -> tuple[float, int] | None:
     """(held-out vel_err, seeds it is over) of `commit`'s last kept row that has one, or None."""
     for row in reversed(rows):
-        if row["status"] in KEPT and _matches(row, commit, backend, budget_s):
+        if row["status"] in KEPT and _matches(row, commit, backend, budget_s, resources):
             held, seeds = number(row.get("held_out")), number(row.get("seeds"))
             if held is not None and seeds:
                 return held, int(seeds)
@@ -193,9 +205,9 @@ def incumbent_held_out(rows: list[dict], commit: str, backend: str, budget_s: fl
 
 
 def noise_floor(rows: list[dict], commit: str, backend: str = DEFAULT_BACKEND,
-                budget_s: float = DEFAULT_BUDGET_S) -> float | None:
+                budget_s: float = DEFAULT_BUDGET_S, resources: str = "") -> float | None:
     """The measured noise floor of `commit`: sd of its per-seed vel_err (None below 3 seeds)."""
-    return measured_floor(list(incumbent_scores(rows, commit, backend, budget_s).values()))
+    return measured_floor(list(incumbent_scores(rows, commit, backend, budget_s, resources).values()))
 
 
 def resolve_status(crash, has_incumbent, branch, inc_short, incumbent_failed, decision, never_keep, smoke_why):

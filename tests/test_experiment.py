@@ -280,7 +280,7 @@ def test_budget_other_than_default_is_smoke(monkeypatch):
 
     class A:
         smoke, backend, device = False, "mujoco", "cpu"
-        budget = None
+        budget = slots = cluster = None
 
     a = A()
     s = settings.make_settings(a)
@@ -320,7 +320,7 @@ def test_a_run_on_a_loaded_machine_is_run_again_then_not_judged(repo):
     """Beside a busy process every run is flagged `loaded` (harness.load): it is set aside and run again,
     and after LOADED_TRIES the row is a crash that says why; apply leaves the commit alone. (A quiet run
     with the check on is judged: the floor test below.)"""
-    from harness.experiment import LOADED_TRIES
+    from harness.session import LOADED_TRIES
 
     base = gitops.head(repo)
     gitops.set_incumbent(repo, "autoresearch/test", base)

@@ -125,6 +125,6 @@ def test_an_older_file_keeps_every_row_byte_for_byte_and_gets_the_new_header(tmp
     check = journal.check_rows(jpath, lines)
     assert check.foreign == [] and check.missing == []
     assert read_results(path)[1]["held_out"] == "0.1500"
-    path.write_text(HEADER + old_line + "\textra\tcells\n")          # more cells than columns: refused
+    path.write_text(HEADER + old_line + "\textra\tcells\tmore\n")    # more cells than columns: refused
     with pytest.raises(ResultsError, match="tab-separated fields"):
         read_results(path)

@@ -93,10 +93,12 @@ def measured_noise() -> tuple[float, float, float]:
     return n["level"], n["seed_sd"], n["repeat_sd"]
 
 
-def _night(rng: random.Random, level: float, seed_rel: float, rep_rel: float, gain: float, same_code: bool):
-    """One experiment against an incumbent measured on every seed up front (evaluate.py floor).
-    A run scores mean * (1 + seed_rel * z_seed + rep_rel * z_repeat); the candidate's mean is
-    level * (1 - gain). Identical code shares the seed's draw; other code gets its own."""
+def _night(rng: random.Random, level: float, seed_rel: float, rep_rel: float, gain: float, same_code: bool,
+           wave: int = 1):
+    """One experiment against an incumbent measured on every seed up front (evaluate.py floor), its
+    seeds run `wave` at once (harness.slots). A run scores mean * (1 + seed_rel * z_seed + rep_rel *
+    z_repeat); the candidate's mean is level * (1 - gain). Identical code shares the seed's draw;
+    other code gets its own. Returns (kept, seeds, waves)."""
     n = verdict.MAX_SEEDS
     z_seed = [rng.gauss(0, 1) for _ in range(n)]
     inc = [level * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) for z in z_seed]
@@ -104,16 +106,19 @@ def _night(rng: random.Random, level: float, seed_rel: float, rep_rel: float, ga
     for k in range(n):
         z = z_seed[k] if same_code else rng.gauss(0, 1)
         diffs.append(mean_c * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) - inc[k])
-        d = decide(diffs, inc)
+        if (k + 1) % wave and k + 1 < n:
+            continue
+        d = decide(diffs, inc, wave=wave)
         if d.final:
-            return d.action == KEEP, k + 1
+            return d.action == KEEP, k + 1, -(-(k + 1) // wave)
     raise AssertionError("the rule must decide by MAX_SEEDS")
 
 
-def _keep_rate(n: int, seed: int, **kw) -> tuple[float, float]:
+def _keep_rate(n: int, seed: int, **kw) -> tuple[float, float, float]:
+    """(keep rate, mean seeds per verdict, mean waves per verdict) over n simulated experiments."""
     rng = random.Random(seed)
     outcomes = [_night(rng, **kw) for _ in range(n)]
-    return sum(k for k, _ in outcomes) / n, sum(s for _, s in outcomes) / n
+    return tuple(sum(o[i] for o in outcomes) / n for i in range(3))
 
 
 def test_simulated_nights_meet_the_error_rates():
@@ -131,7 +136,7 @@ def test_simulated_nights_meet_the_error_rates():
         ("20 % better, 3x noise", 3, 0.2, False, None),
     ]
     for i, (name, scale, gain, same, at_most) in enumerate(cases):
-        rate, seeds = _keep_rate(20_000 if at_most else 4_000, 100 + i, level=level, seed_rel=scale * seed_rel,
+        rate, seeds, _ = _keep_rate(20_000 if at_most else 4_000, 100 + i, level=level, seed_rel=scale * seed_rel,
                                  rep_rel=scale * rep_rel, gain=gain, same_code=same)
         print(f"{name:<40}{rate:>8.2%}{seeds:>15.2f}{3600 / (seeds * SECONDS_PER_SEED):>12.2f}")
         if at_most is not None:
@@ -170,3 +175,26 @@ def test_repeats_average_and_a_drop_mark_forgets_earlier_scores():
     assert verdict.incumbent_scores(rows, "aaaaaaa", "mujoco", 300.0) == pytest.approx({1: 0.2, 2: 0.5})
     assert verdict.incumbent_held_out(rows, "aaaaaaa", "mujoco", 300.0) == (0.4, 1)
     assert verdict.incumbent_held_out(rows, "bbbbbbb", "mujoco", 300.0) is None
+
+
+@pytest.mark.parametrize("wave", [2, 3, 4])
+def test_simulated_nights_in_waves_keep_the_error_rates(wave):
+    """Seeds run `wave` at once (slots), the rule looking after each wave: the same error rates as one at a
+    time, and a verdict in fewer rounds of runs (the README's slots table)."""
+    level, seed_sd, rep_sd = measured_noise()
+    seed_rel, rep_rel = seed_sd / level, rep_sd / level
+    print(f"\nwaves of {wave}: {'case':<34}{'kept':>8}{'seeds/verdict':>15}{'waves/verdict':>15}")
+    for i, (name, scale, gain, at_most) in enumerate([("equal but different code", 1, 0.0, 0.01),
+                                                      ("equal but different code, 3x noise", 3, 0.0, 0.01),
+                                                      ("20 % better", 1, 0.2, None)]):
+        rate, seeds, waves = _keep_rate(10_000 if at_most else 4_000, 200 + 10 * wave + i, level=level,
+                                        seed_rel=scale * seed_rel, rep_rel=scale * rep_rel, gain=gain,
+                                        same_code=False, wave=wave)
+        print(f"{'':<14}{name:<34}{rate:>8.2%}{seeds:>15.2f}{waves:>15.2f}")
+        if at_most is not None:
+            assert rate <= at_most, name
+        else:
+            assert rate >= 0.5, name
+            one_at_a_time = _keep_rate(4_000, 200 + 10 * wave + i, level=level, seed_rel=seed_rel, rep_rel=rep_rel,
+                                       gain=gain, same_code=False)[1]
+            assert waves <= one_at_a_time / 1.5, "a verdict must take far fewer rounds of runs than seeds"
