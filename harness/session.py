@@ -37,13 +37,13 @@ class Session:
             (self.run_dir / rel).write_bytes(data)
         self.guard = integrity.Guard(root, gitops.branch(root))
         self.sandbox = sandbox.choose(settings.backend)
-        self.remote = self.slots = None
+        self.remote = self.slot_plan = None
         if settings.cluster:
             from harness import cluster
 
             self.remote = cluster.Remote(root, settings, self.run_dir, sources)
         else:
-            self.slots = slots.plan(settings.slots, settings.device)[0]
+            self.slot_plan = slots.plan(settings.slots, settings.device)[0]
         display.parallel = settings.slots > 1
 
     @property
@@ -60,8 +60,8 @@ class Session:
         """Train train_rel (relative to the run folder) on one seed into [under/]seed<k>/, then score it.
         A run the machine's load slowed is kept aside (seed<k>.loaded<i>/) and run again, up to LOADED_TRIES."""
         out = seed_dir(self.run_dir / under, seed)
-        if self.slots and len(self.slots) > 1:
-            slots.pin(self.slots[slot])
+        if self.slot_plan and len(self.slot_plan) > 1:
+            slots.pin(self.slot_plan[slot])
         for attempt in range(1, LOADED_TRIES + 1):
             if self.settings.checks("HARNESS_LOAD_CHECK") and not self.remote:
                 load.wait_for_quiet(lambda text: self.display.line(f"{label}: {text}"))
@@ -87,7 +87,7 @@ class Session:
         if self.remote:
             r = self.remote.run_seed(train_rel, seed, out, self.run_dir, say)
         else:
-            gpu = self.slots[slot].gpu
+            gpu = self.slot_plan[slot].gpu
             r = seedrun.train_and_score(
                 self.root, train_file, seed, out, s, self.sandbox, s.checks("HARNESS_LOAD_CHECK"), say=say,
                 on_progress=lambda elapsed, steps, scalars: d.progress(label, elapsed, s.budget_s, steps, scalars),
