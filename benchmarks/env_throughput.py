@@ -2,12 +2,15 @@
 
 For each num_envs it times, interleaved in short alternating rounds (so machine noise hits both
 alike):
-  raw  mujoco.batch.Batch(model, N, nthread).step(nstep=4), the env's own simulated model and batch
-       settings, with the same actions as the env gets and fallen robots put back up,
+  raw     mujoco.batch.Batch(model, N, nthread).step(nstep=4), the env's own simulated model and
+          batch settings, with the same actions as the env gets and fallen robots put back up,
+  before  the same, as the env stepped before its contact pairs and FootKinematics: contacts from
+          MuJoCo's broad phase (robot.geom_collision_model, the same trajectories bit for bit) and
+          mjSTAGE_VEL after every step (its 4 foot-velocity sensors are gone, so raw/before errs low),
   env  MujocoQuadrupedEnv.step(actions): the same physics plus actions in, RobotState,
        observation (with noise), terminations, resets, torch tensors out.
-and prints policy steps/s (env steps = N per call) and the ratio env/raw: the median over
-rounds of the ratio of adjacent raw and env windows. Target ratio >= 0.8. "non-physics share" is
+and prints policy steps/s (env steps = N per call), raw/before, and the ratio env/raw: the median
+over rounds of the ratio of adjacent windows. Target ratio >= 0.8. "non-physics share" is
 the part of env.step's wall time spent outside its own batch.step (the Python/numpy/torch
 work), a figure less sensitive to other load on the machine.
 
@@ -33,6 +36,7 @@ import torch
 from harness import config, threads
 from harness.config import EnvOptions
 from harness.mujoco import env as env_mod
+from harness.mujoco import robot
 from harness.mujoco.env import MujocoQuadrupedEnv
 
 
@@ -87,38 +91,47 @@ def measure(n: int, seconds: float, nthread: int, terrain: str, rounds: int, ran
         env.step(pool[k[0] % len(pool)])
         k[0] += 1
 
-    raw_ctrl, raw_qpos = raw.bind("ctrl")[:, :config.NUM_JOINTS], raw.bind("qpos")
     default = np.asarray(config.DEFAULT_JOINT_POS)
     raw_pool = [default + config.ACTION_SCALE * a.numpy() for a in pool]
-    r = [0]
 
-    def raw_step():
-        raw_ctrl[:] = raw_pool[r[0] % len(raw_pool)]
-        raw.step(nstep=config.DECIMATION, stage=env_mod._STEP_STAGE)
-        r[0] += 1
-        if r[0] % 50 == 0:  # as the env's resets do: fallen robots start again
-            fallen = np.flatnonzero(raw_qpos[:, 2] < 0.15)
-            if len(fallen):
-                stand_up(raw, fallen)
+    def stepper(batch: mujoco.batch.Batch, stage: int):
+        ctrl, qpos, r = batch.bind("ctrl")[:, :config.NUM_JOINTS], batch.bind("qpos"), [0]
 
-    for _ in range(10):  # warm up both
-        env_step()
-        raw_step()
-    raw_calls = env_calls = 0
-    raw_s = env_s = physics_s[0] = 0.0
-    ratios = []
+        def step():
+            ctrl[:] = raw_pool[r[0] % len(raw_pool)]
+            batch.step(nstep=config.DECIMATION, stage=stage)
+            r[0] += 1
+            if r[0] % 50 == 0:  # as the env's resets do: fallen robots start again
+                fallen = np.flatnonzero(qpos[:, 2] < 0.15)
+                if len(fallen):
+                    stand_up(batch, fallen)
+        return step
+
+    before_model = robot.geom_collision_model(env.terrain)
+    steps = {"raw": stepper(raw, env_mod._STEP_STAGE), "env": env_step,
+             "before": stepper(raw_batch(before_model, n, nthread), mujoco.mjtStage.mjSTAGE_VEL.value)}
+    for _ in range(10):  # warm up all
+        for step in steps.values():
+            step()
+    calls = dict.fromkeys(steps, 0)
+    secs = dict.fromkeys(steps, 0.0)
+    physics_s[0] = 0.0
+    ratios, gains = [], []
     for _ in range(rounds):
-        rc, rs = time_calls(raw_step, seconds / (2 * rounds))
-        ec, es = time_calls(env_step, seconds / (2 * rounds))
-        ratios.append((ec / es) / (rc / rs))  # adjacent windows: shared-machine noise hits both alike
-        raw_calls, raw_s, env_calls, env_s = raw_calls + rc, raw_s + rs, env_calls + ec, env_s + es
+        rate = {}
+        for name, step in steps.items():  # adjacent windows: shared-machine noise hits all alike
+            c, t = time_calls(step, seconds / (len(steps) * rounds))
+            calls[name], secs[name], rate[name] = calls[name] + c, secs[name] + t, c / t
+        ratios.append(rate["env"] / rate["raw"])
+        gains.append(rate["raw"] / rate["before"])
     env.close()
+    speed = {name: calls[name] * n / secs[name] for name in steps}
     return {
         "num_envs": n,
-        "raw": raw_calls * n / raw_s,
-        "env": env_calls * n / env_s,
+        **speed,
         "ratio": float(np.median(ratios)),
-        "work_share": 1.0 - physics_s[0] / env_s,
+        "gain": float(np.median(gains)),
+        "work_share": 1.0 - physics_s[0] / secs["env"],
         "threads": raw.nthread,
     }
 
@@ -126,8 +139,8 @@ def measure(n: int, seconds: float, nthread: int, terrain: str, rounds: int, ran
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-envs", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
-    p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per point (raw + env)")
-    p.add_argument("--rounds", type=int, default=8, help="alternating raw/env rounds per point")
+    p.add_argument("--seconds", type=float, default=2.0, help="timed seconds per point (before + raw + env)")
+    p.add_argument("--rounds", type=int, default=8, help="alternating before/raw/env rounds per point")
     p.add_argument("--nthread", type=int, default=threads.usable_cpus(), help="batch threads (default: the harness's)")
     p.add_argument("--terrain", choices=config.TERRAINS, default="flat")
     p.add_argument("--zero-actions", action="store_true", help="both stand at the default pose instead of "
@@ -137,13 +150,13 @@ def main(argv=None) -> int:
 
     print(f"cpus={os.cpu_count()} torch_threads={torch.get_num_threads()} mujoco={mujoco.__version__} "
           f"terrain={args.terrain} seconds/point={args.seconds}")
-    print(f"{'num_envs':>8} {'threads':>7} {'raw steps/s':>12} {'env steps/s':>12} "
+    print(f"{'num_envs':>8} {'threads':>7} {'before':>8} {'raw steps/s':>12} {'raw/before':>11} {'env steps/s':>12} "
           f"{'env/raw (median)':>17} {'non-physics share':>18}")
     rows = []
     for n in args.num_envs:
         r = measure(n, args.seconds, args.nthread, args.terrain, args.rounds, not args.zero_actions)
         rows.append(r)
-        print(f"{r['num_envs']:>8} {r['threads']:>7} {r['raw']:>12.0f} {r['env']:>12.0f} "
+        print(f"{r['num_envs']:>8} {r['threads']:>7} {r['before']:>8.0f} {r['raw']:>12.0f} {r['gain']:>11.2f} {r['env']:>12.0f} "
               f"{r['ratio']:>17.2f} {r['work_share']:>18.1%}", flush=True)
     best = max(rows, key=lambda r: r["env"])
     ratios = np.array([r["ratio"] for r in rows])

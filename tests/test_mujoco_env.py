@@ -379,6 +379,9 @@ def test_domain_randomisation_and_pushes():
     mu = env.foot_friction()
     mass = env.trunk_mass()
     assert (mu >= 0.3).all() and (mu <= 1.2).all() and len(np.unique(mu[:, 0])) == 8
+    pair_mu = env._friction[:, env.index.foot_pairs[0]]  # both tangential coefficients of each foot's pair
+    np.testing.assert_array_equal(pair_mu[..., 0], mu)
+    np.testing.assert_array_equal(pair_mu[..., 1], mu)
     assert (mass >= 6.921 - 1.0 - 1e-9).all() and (mass <= 6.921 + 3.0 + 1e-9).all() and np.ptp(mass) > 0.5
     speeds = []
     for _ in range(110):  # every env is pushed once within 2 s

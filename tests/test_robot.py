@@ -50,22 +50,52 @@ def test_geometry_facts(flat_model):
     np.testing.assert_allclose(m.body("FR_thigh").pos, [0, -0.0955, 0])
     np.testing.assert_allclose(m.body("FL_calf").pos, [0, 0, -0.213])
     foot = m.geom("FL_foot")
-    assert foot.size[0] == pytest.approx(0.022) and foot.friction[0] == pytest.approx(0.8)
+    assert foot.size[0] == pytest.approx(0.022)
+    np.testing.assert_allclose(m.pair_friction[robot.index(m).foot_pairs[0]], [[0.8, 0.8, 0.02, 0.01, 0.01]] * 4)
     np.testing.assert_allclose(m.geom("trunk").size, [0.188, 0.047, 0.057])
     assert m.opt.timestep == pytest.approx(config.PHYSICS_DT)
     assert m.camera("track").mode == mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM
 
 
-def test_trunk_thighs_feet_collide_with_ground_only(flat_model):
-    m = flat_model
-    floor = m.geom("floor").id
-    colliders = {m.geom(n).id for n in ("trunk", *robot.THIGH_GEOMS, *config.FOOT_NAMES)}
-    for g in range(m.ngeom):
-        if g == floor:
-            continue
-        hits_floor = bool(m.geom_contype[g] & m.geom_conaffinity[floor])
-        assert hits_floor == (g in colliders), m.geom(g).name
-        assert not (m.geom_contype[g] & m.geom_conaffinity[g])  # no robot self-collision
+COLLIDERS = ("trunk", *robot.THIGH_GEOMS, *config.FOOT_NAMES)
+
+
+@pytest.mark.parametrize("kind", ["flat", "rough"])
+def test_trunk_thighs_feet_collide_with_ground_only(kind):
+    m = robot.build_model(terrain.rough() if kind == "rough" else terrain.flat())
+    assert not m.geom_contype.any() and not m.geom_conaffinity.any()  # contacts come from the pairs alone
+    grounds = {"flat": ["floor"], "rough": ["floor", "catch_floor"]}[kind]
+    pairs = {frozenset((m.geom(int(a)).name, m.geom(int(b)).name)) for a, b in zip(m.pair_geom1, m.pair_geom2)}
+    assert pairs == {frozenset((g, ground)) for g in COLLIDERS for ground in grounds} and m.npair == len(pairs)
+    assert robot.index(m).foot_pairs.shape == (len(grounds), 4)
+
+
+@pytest.mark.parametrize("kind", ["flat", "rough"])
+def test_contact_pairs_simulate_exactly_as_geom_collisions(kind):
+    """The pairs only skip the broad phase: 2 s of random PD targets give bit-identical states,
+    with the feet's friction set as the env randomises it (both tangential coefficients of their pairs)."""
+    t = terrain.rough() if kind == "rough" else terrain.flat()
+    pairs = robot.build_model(t, visual=False)
+    feet = robot.index(pairs).foot_pairs.ravel()
+    pairs.pair_friction[feet, :2] = 0.5
+    geoms = robot.geom_collision_model(t)
+    geoms.geom_friction[[geoms.geom(f).id for f in config.FOOT_NAMES], 0] = 0.5  # the feet have priority
+    rng = np.random.default_rng(0)
+    datas = [mujoco.MjData(pairs), mujoco.MjData(geoms)]
+    x, y = t.tile_centers()[-1, 0] if kind == "rough" else (0.0, 0.0)  # the hardest random-rough tile
+    for d in datas:
+        d.qpos[:3] = x, y, config.BASE_INIT_HEIGHT + t.height_at(x, y)
+        d.qpos[3], d.qpos[7:] = 1.0, config.DEFAULT_JOINT_POS
+    contacts = 0
+    for i in range(400):
+        if i % config.DECIMATION == 0:
+            target = np.asarray(config.DEFAULT_JOINT_POS) + 0.25 * rng.standard_normal(12)
+        for model, d in zip((pairs, geoms), datas):
+            d.ctrl[:12] = target
+            mujoco.mj_step(model, d)
+        np.testing.assert_array_equal(datas[0].qpos, datas[1].qpos)
+        contacts += datas[0].ncon
+    assert contacts > 400  # the feet were on the ground most of the time
 
 
 def test_rough_heightfield_matches_height_lookup():
@@ -119,3 +149,27 @@ def test_physics_model_leaves_out_render_only_geoms():
     np.testing.assert_allclose(physics.body_inertia, full.body_inertia)
     for name in ("floor", "trunk", *robot.THIGH_GEOMS, *config.FOOT_NAMES):
         assert physics.geom(name).size == pytest.approx(full.geom(name).size)
+
+
+def test_foot_kinematics_match_mujoco_on_random_states(flat_model):
+    """The env's numpy foot positions and velocities equal MuJoCo's site pose and site velocity."""
+    m = flat_model
+    rng = np.random.default_rng(3)
+    n = 32
+    qpos = np.zeros((n, m.nq))
+    qpos[:, :3] = rng.normal(0.0, 2.0, (n, 3))
+    quat = rng.normal(size=(n, 4))
+    qpos[:, 3:7] = quat / np.linalg.norm(quat, axis=1, keepdims=True)
+    qpos[:, 7:] = rng.uniform(robot.index(m).joint_lower, robot.index(m).joint_upper, (n, 12))
+    qvel = rng.normal(0.0, 3.0, (n, m.nv))
+    pos, vel = robot.FootKinematics(m)(qpos, qvel)
+    d = mujoco.MjData(m)
+    site_vel = np.zeros(6)
+    for i in range(n):
+        d.qpos[:], d.qvel[:] = qpos[i], qvel[i]
+        mujoco.mj_forward(m, d)
+        for f, name in enumerate(config.FOOT_NAMES):
+            site = m.site(name).id
+            mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_SITE, site, site_vel, 0)  # world axes
+            np.testing.assert_allclose(pos[i, f], d.site_xpos[site], atol=1e-6)
+            np.testing.assert_allclose(vel[i, f], site_vel[3:], atol=1e-6)

@@ -3,10 +3,11 @@
 One policy step = one `Batch.step(nstep=4)` of a model without the render-only geoms (the video
 renders the full `render_model`). The MJCF's DC motors (PD Kp 25, Kd 0.5 under Isaac Lab's Go2
 torque-speed limit) act at every 200 Hz substep; integrator Euler, armature 0.01 kg m^2. The
-batch keeps one MjData per thread, not per robot (1.3x faster), and computes mjSTAGE_VEL after
-each step, so positions, velocities, site poses and velocity sensors describe the new state,
-while contact forces, joint torques and joint_acc (qacc: under Euler exactly the velocity change
-over one physics step, as Isaac Lab differences it) are those of the last substep.
+batch keeps one MjData per thread, not per robot (1.3x faster), and computes no stage after a
+step: the state (qpos, qvel) is new, and the feet's positions and velocities are computed from it
+in numpy (robot.FootKinematics, cheaper than MuJoCo's post-step mjSTAGE_VEL, which would redo
+collision too), while contact forces, joint torques and joint_acc (qacc: under Euler exactly the
+velocity change over one physics step, as Isaac Lab differences it) are those of the last substep.
 
 Per-step work is vectorised numpy over the batch's bound arrays, with no per-env Python loop;
 torch only at the edges (actions in, state and observation out), since numpy's per-call cost is
@@ -40,8 +41,8 @@ _BAD_WARNINGS = [
     mujoco.mjtWarning.mjWARN_BADQACC.value,
 ]
 _WARN_NUMBER = 1  # mjWarningStat is (lastinfo, number)
-_PERSISTENT = False         # per-thread MjData: faster than one per sim, though stage VEL is then recomputed
-_STEP_STAGE = _STAGE_VEL    # derived kinematics describe the new state
+_PERSISTENT = False         # per-thread MjData: faster than one per sim
+_STEP_STAGE = _STAGE_NONE   # nothing derived after a step: FootKinematics gives what the env reads
 _MAX_ABS_QVEL = _MAX_ABS_POS = 1.0e3  # a state beyond these is blown up, even without a MuJoCo warning
 _RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile centre
 _F32 = np.float32
@@ -91,16 +92,15 @@ class MujocoQuadrupedEnv:
         self._qvel = b.bind("qvel")
         self._ctrl = b.bind("ctrl")[:, :config.NUM_JOINTS]  # the PD targets (then the back-EMF terms)
         self._sensordata = b.bind("sensordata")
-        self._site_xpos = b.bind("site_xpos")
+        self._feet = robot.FootKinematics(self.model)
         self._joint_torque = b.bind("qfrc_actuator")[:, 6:]  # the motor's applied torque, after its limits
         self._joint_acc = b.bind("qacc")[:, 6:]
         # sensordata columns of the [fx, fy, fz] of the 9 contact sensors (feet, thighs, trunk)
         contact_adr = np.concatenate([idx.foot_contact, idx.thigh_contact, [idx.trunk_contact]])
         self._contact_cols = contact_adr[:, None] + np.arange(1, 4)                # (9, 3)
-        self._foot_vel_cols = idx.foot_vel[:, None] + np.arange(3)                  # (4, 3)
 
         # per-simulation model fields for domain randomisation (expanded only when used)
-        self._friction = b.expand("geom_friction") if options.friction_range is not None else None
+        self._friction = b.expand("pair_friction") if options.friction_range is not None else None
         self._body_mass = b.expand("body_mass") if options.added_mass_range is not None else None
         self._base_trunk_mass = float(self.model.body_mass[idx.trunk_body])
 
@@ -279,8 +279,8 @@ class MujocoQuadrupedEnv:
     def foot_friction(self) -> np.ndarray:
         """(N, 4) friction of each env's feet (drawn at reset when options.friction_range is set)."""
         if self._friction is None:
-            return np.tile(self.model.geom_friction[self.index.foot_geoms, 0], (self.num_envs, 1))
-        return self._friction[:, self.index.foot_geoms, 0].copy()
+            return np.tile(self.model.pair_friction[self.index.foot_pairs[0], 0], (self.num_envs, 1))
+        return self._friction[:, self.index.foot_pairs[0], 0].copy()
 
     def trunk_mass(self) -> np.ndarray:
         """(N,) trunk mass of each env, kg (drawn at reset when options.added_mass_range is set)."""
@@ -330,8 +330,8 @@ class MujocoQuadrupedEnv:
         """Contact force magnitudes (N, 9: feet, thighs, trunk), foot vel/height, base height, torques."""
         sens = self._sensordata
         force = np.linalg.norm(sens[:, self._contact_cols], axis=-1).astype(_F32)
-        foot_vel = sens[:, self._foot_vel_cols].astype(_F32)
-        foot_pos = self._site_xpos[:, self.index.foot_sites]
+        foot_pos, foot_vel = self._feet(self._qpos, self._qvel)
+        foot_vel = foot_vel.astype(_F32)
         foot_height = foot_pos[..., 2] - self.terrain.height_at(foot_pos[..., 0], foot_pos[..., 1])
         base_height = self._qpos[:, 2] - self.terrain.height_at(self._qpos[:, 0], self._qpos[:, 1])
         torques = self._joint_torque.astype(_F32)
@@ -431,8 +431,8 @@ class MujocoQuadrupedEnv:
         k, o, rng = len(ids), self.options, self._rng
         if self._friction is not None:
             mu = rng.uniform(*o.friction_range, k)
-            # the feet have contact priority, so their friction is the contact's
-            self._friction[ids[:, None], self.index.foot_geoms[None, :], 0] = mu[:, None]
+            # both tangential coefficients of every foot's contact pairs (floor, and catch floor on rough)
+            self._friction[ids[:, None], self.index.foot_pairs.ravel()[None, :], :2] = mu[:, None, None]
         if self._body_mass is not None:
             dm = rng.uniform(*o.added_mass_range, k)
             self._body_mass[ids, self.index.trunk_body] = self._base_trunk_mass + dm
