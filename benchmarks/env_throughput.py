@@ -1,14 +1,14 @@
 """Environment throughput: harness env steps/s vs raw MuJoCo batch stepping, same model and threads.
 
-For each num_envs it times, interleaved in short alternating rounds (so machine noise hits both
+For each num_envs it times, interleaved in short alternating rounds (so machine noise hits all
 alike):
   raw     mujoco.batch.Batch(model, N, nthread).step(nstep=4), the env's own simulated model and
           batch settings, with the same actions as the env gets and fallen robots put back up,
   before  the same, as the env stepped before its contact pairs and FootKinematics: contacts from
           MuJoCo's broad phase (robot.geom_collision_model, the same trajectories bit for bit) and
           mjSTAGE_VEL after every step (its 4 foot-velocity sensors are gone, so raw/before errs low),
-  env  MujocoQuadrupedEnv.step(actions): the same physics plus actions in, RobotState,
-       observation (with noise), terminations, resets, torch tensors out.
+  env     MujocoQuadrupedEnv.step(actions): the same physics plus actions in, RobotState,
+          observation (with noise), terminations, resets, torch tensors out.
 and prints policy steps/s (env steps = N per call), raw/before, and the ratio env/raw: the median
 over rounds of the ratio of adjacent windows. Target ratio >= 0.8. "non-physics share" is
 the part of env.step's wall time spent outside its own batch.step (the Python/numpy/torch
