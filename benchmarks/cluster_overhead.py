@@ -21,14 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLD_CLUSTER = """
-import os, sys, ray
-ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False,
-         object_store_memory=200 * 2**20)
-print(ray.get_runtime_context().gcs_address, flush=True)
-sys.stdin.read()
-ray.shutdown()
-"""
+sys.path.insert(0, str(ROOT))
+
+from harness.cluster import local_cluster  # noqa: E402
 
 
 def total_seconds(repo: Path, env: dict, *args: str) -> float:
@@ -46,28 +41,19 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=10.0)
     a = ap.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "RAY_"))}
-    # no token (a local ray.init makes one by default since Ray 2.59; the head would need RAY_AUTH_MODE=token),
-    # and no shipping of this checkout to the workers
-    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              env=env, text=True)
-    address = holder.stdout.readline().strip()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            repo = Path(tmp) / "repo"
-            subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-            subprocess.run(["git", "checkout", "-qb", "autoresearch/overhead"], cwd=repo, check=True)
-            common = ("--smoke", "--budget", f"{a.budget:g}")
-            here, there = [], []
-            for i in range(a.runs):
-                t0 = time.monotonic()
-                here.append(total_seconds(repo, env, *common))
-                there.append(total_seconds(repo, env, *common, "--cluster", address))
-                print(f"run {i + 1}: here {here[-1]:.1f} s, on the cluster {there[-1]:.1f} s "
-                      f"({time.monotonic() - t0:.0f} s)", flush=True)
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
+    env.update(RAY_AUTH_MODE="disabled")   # as local_cluster starts it
+    with local_cluster(len(os.sched_getaffinity(0))) as address, tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+        subprocess.run(["git", "checkout", "-qb", "autoresearch/overhead"], cwd=repo, check=True)
+        common = ("--smoke", "--budget", f"{a.budget:g}")
+        here, there = [], []
+        for i in range(a.runs):
+            t0 = time.monotonic()
+            here.append(total_seconds(repo, env, *common))
+            there.append(total_seconds(repo, env, *common, "--cluster", address))
+            print(f"run {i + 1}: here {here[-1]:.1f} s, on the cluster {there[-1]:.1f} s "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
     h, t = statistics.median(here), statistics.median(there)
     print(f"\none seed, {a.budget:g} s budget, median of {a.runs}: here {h:.1f} s, on a local Ray cluster {t:.1f} s")
     print(f"overhead of --cluster: {t - h:+.1f} s per seed ({t / h:.2f}x of a smoke seed; "

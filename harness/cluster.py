@@ -14,12 +14,19 @@ cancels every task of the experiment (ray.cancel(force=True) kills the task's pr
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
-import logging
 import json
+import logging
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +62,34 @@ def connect(address: str):
     return ray
 
 
+_HOLD_LOCAL_CLUSTER = """
+import sys, ray
+ray.init(address="local", num_cpus=int(sys.argv[1]), include_dashboard=False, object_store_memory=200 * 2**20)
+print(ray.get_runtime_context().gcs_address, flush=True)
+sys.stdin.read()          # until local_cluster closes it
+ray.shutdown()
+"""
+
+
+@contextlib.contextmanager
+def local_cluster(num_cpus: int):
+    """A one-node Ray cluster on 127.0.0.1 with num_cpus, held by a child process; yields its address.
+    For the tests and benchmarks: no token (since Ray 2.59 a local ray.init makes one that a client
+    sends only under RAY_AUTH_MODE=token), and no shipping of this checkout to the workers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "HARNESS_"))}
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCAL_CLUSTER, str(num_cpus)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        address = holder.stdout.readline().strip()
+        if not address:
+            raise RuntimeError("the local Ray cluster did not start")
+        yield address
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
 def plan(address: str, n_slots: int | None, device: str) -> tuple[int, int, str]:
     """(slots, CPUs per slot, resources label) on the cluster at address."""
     ray = connect(address)
@@ -62,10 +97,7 @@ def plan(address: str, n_slots: int | None, device: str) -> tuple[int, int, str]
     cpus = [int(r.get("CPU", 0)) for r in nodes]
     gpu_name = None
     if device == "cuda":
-        gpus = int(sum(r.get("GPU", 0) for r in nodes))
-        n_slots = gpus if n_slots is None else n_slots
-        if not 1 <= n_slots <= gpus:
-            raise ValueError(f"--slots {n_slots} on cuda needs as many GPUs; the cluster has {gpus}")
+        n_slots = slots.gpu_slots(n_slots, int(sum(r.get("GPU", 0) for r in nodes)), "the cluster")
         types = sorted({k.split(":", 1)[1] for r in nodes for k in r if k.startswith("accelerator_type:")})
         gpu_name = f"GPU {types[0]}" if len(types) == 1 else "GPU"
     n, per = slots.split(n_slots, sum(cpus), max(cpus, default=0))
@@ -78,18 +110,14 @@ def snapshot(root: Path, commit: str) -> dict[str, bytes]:
     return {name: gitops.show(root, commit, name) for name in names if name}
 
 
+def _die_with_parent() -> None:
+    """In the seed's process, before it execs Python: die with the Ray worker that a cancel kills
+    (PR_SET_PDEATHSIG, as harness.proc.die_with_parent; a node does not import this checkout)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 def _task(files: dict[str, bytes], job: dict) -> dict:
     """On a node: write the files into a fresh folder, run harness.seedrun there, return the seed folder."""
-    import io
-    import json
-    import shutil
-    import socket
-    import subprocess
-    import sys
-    import tarfile
-    import tempfile
-    from pathlib import Path
-
     root = Path(tempfile.mkdtemp(prefix="autoresearch-seed-"))
     try:
         for rel, data in files.items():
@@ -97,8 +125,10 @@ def _task(files: dict[str, bytes], job: dict) -> dict:
             (root / rel).write_bytes(data)
         out = root / job["out"]
         out.mkdir(parents=True, exist_ok=True)
+        # the seed dies with this worker from its first instruction: a cancel can come before Python is up
         p = subprocess.run([sys.executable, "-m", "harness.seedrun", json.dumps(job)], cwd=root,
-                           env={**os.environ, **job["env"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                           env={**os.environ, **job["env"]}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           preexec_fn=_die_with_parent)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(out, arcname=".")

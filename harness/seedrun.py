@@ -59,12 +59,10 @@ def train_and_score(root: Path, train_file: Path, seed: int, out: Path, settings
 
 
 def main(argv=None) -> int:
-    """A cluster node's side: the job (harness.cluster) as JSON; the SeedResult goes to <out>/seedrun.json."""
+    """A cluster node's side: the job (harness.cluster) as JSON; the SeedResult goes to <out>/seedrun.json.
+    harness.cluster starts it bound to its Ray worker (PR_SET_PDEATHSIG), so a cancel takes it down."""
     from types import SimpleNamespace
 
-    from harness.proc import die_with_parent
-
-    die_with_parent()   # a cancelled or lost Ray task takes its seed down with it
     job = json.loads((argv or sys.argv[1:])[0])
     root = Path.cwd().resolve()
     out = root / job["out"]

@@ -61,6 +61,14 @@ def split(n_slots: int | None, total_cpus: int, largest_node: int | None = None)
     return n_slots, per_slot
 
 
+def gpu_slots(n_slots: int | None, gpus: int, where: str) -> int:
+    """Slots on cuda: one GPU each, so n_slots (default: every GPU) must not exceed the GPUs."""
+    n_slots = gpus if n_slots is None else n_slots
+    if not 1 <= n_slots <= gpus:
+        raise ValueError(f"--slots {n_slots} on cuda needs as many GPUs; {where} has {gpus}")
+    return n_slots
+
+
 def plan(n_slots: int | None, device: str) -> tuple[list[Slot], str]:
     """This machine's slots for a device, and the resources label of one slot."""
     cpus = sorted(os.sched_getaffinity(0))
@@ -71,9 +79,7 @@ def plan(n_slots: int | None, device: str) -> tuple[list[Slot], str]:
 
         gpus = torch.cuda.device_count()   # none: backends.preflight stops the run with its own message
     if gpus:
-        n_slots = gpus if n_slots is None else n_slots
-        if not 1 <= n_slots <= gpus:
-            raise ValueError(f"--slots {n_slots} on cuda needs as many GPUs; this machine has {gpus}")
+        n_slots = gpu_slots(n_slots, gpus, "this machine")
         gpu_name = torch.cuda.get_device_name(0)
     n, per = split(n_slots, len(cpus))
     slots = [Slot(tuple(cpus[i * per:(i + 1) * per]), i if gpus else None) for i in range(n)]

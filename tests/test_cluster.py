@@ -13,33 +13,16 @@ import pytest
 from conftest import FAST_ENV, STAND_STILL, commit_train, make_repo, rows, run_cmd, summary
 
 from harness import gitops, summary as summary_keys
+from harness.cluster import local_cluster
 from harness.results import COLUMNS
 
 ray = pytest.importorskip("ray", reason="Ray is a project dependency: run `uv sync`")
 
-HOLD_CLUSTER = """
-import sys, ray
-ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
-print(ray.get_runtime_context().gcs_address, flush=True)
-sys.stdin.read()          # until the test closes it
-ray.shutdown()
-"""
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """The address of a 2-CPU Ray cluster of one node, for this module's tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "HARNESS_"))}
-    # no token (a local ray.init makes one by default since Ray 2.59; the head would need RAY_AUTH_MODE=token),
-    # and no shipping of this checkout to the workers
-    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_ENABLE_UV_RUN_RUNTIME_ENV="0")
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              env=env, text=True)
-    address = holder.stdout.readline().strip()
-    assert address, "the local Ray cluster did not start"
-    yield address
-    holder.stdin.close()
-    holder.wait(timeout=60)
+    with local_cluster(2) as address:
+        yield address
 
 
 def _on_cluster(repo, address, *args, seeds="1"):

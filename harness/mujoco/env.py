@@ -454,7 +454,5 @@ class MujocoQuadrupedEnv:
             return
         self._push_timer[due] = 0
         v = self.options.push_velocity
-        self._qvel[due, :2] += self._rng.uniform(-v, v, (len(due), 2))
-        # the persistent batch continues from stages computed before the push: recompute them
-        self._batch.forward(due, stage=_STAGE_VEL)
+        self._qvel[due, :2] += self._rng.uniform(-v, v, (len(due), 2))  # the step that follows starts from it
 
