@@ -13,7 +13,8 @@ Commands:
                     [--slots N] [--cluster auto|ADDRESS]         N seeds at once, here or as Ray tasks
     uv run evaluate.py run [same options]                        the same experiment, started by the harness:
                                                                  also records a train.py that does not parse
-    uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy
+    uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy (on the task it was scored on;
+                                                                 --task flat|rough to choose)
     uv run evaluate.py <path>                                    the same
     uv run evaluate.py apply                                     apply the last verdict with git
     uv run evaluate.py floor [--seeds N] [--rerun K ...]          the incumbent on the seeds it lacks (the noise
@@ -87,11 +88,13 @@ def _score(argv) -> int:
     from harness import summary
     from harness.backends import default_device
     from harness.display import Display
-    from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEVICES
+    from harness.config import TASKS
+    from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEVICES, scored_task
     from harness.scoring import EvalError, run_evaluation
 
     p = argparse.ArgumentParser(prog="uv run evaluate.py score")
     p.add_argument("path", help="a run folder, a seed folder, or a policy artifact")
+    p.add_argument("--task", choices=TASKS, default=None, help="default: the task each policy was scored on")
     p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", choices=DEVICES, default=None)
     args = p.parse_args(argv)
@@ -112,10 +115,11 @@ def _score(argv) -> int:
     scores = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, policy in enumerate(policies):
-            display.line(f"scoring {policy} on the panel ({args.backend}/{device})")
+            task = args.task or scored_task(policy)
+            display.line(f"scoring {policy} on the {task} panel ({args.backend}/{device})")
             try:
                 m = run_evaluation(policy, Path(tmp) / f"metrics{i}.json", args.backend, device,
-                                   log_path=Path(tmp) / f"eval{i}.log")
+                                   log_path=Path(tmp) / f"eval{i}.log", task=task)
             except EvalError as e:
                 display.line(f"{policy}: crash: {e}")
                 scores.append(None)
@@ -129,7 +133,7 @@ def _score(argv) -> int:
     display.summary(summary.block(summary.SCORE_KEYS, {
         **values, "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
         "seed_scores": ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores),
-        "backend": args.backend,
+        "task": ",".join(sorted({m["task"] for m in ok})), "backend": args.backend,
     }))
     return 0
 

@@ -14,13 +14,16 @@ import torch
 from torch import nn
 
 import evaluate
+from harness.config import TERRAIN_LEVELS
 
 # ---------------------------------------------------------------------------
 # Hyperparameters
 # ---------------------------------------------------------------------------
 
 # Training environment (harness/config.py EnvOptions lists every option and its bounds).
-ENV_OPTIONS = dict(num_envs=512, terrain="flat")
+# The terrain is the branch's task (ctx.task: "flat" or "rough"), the ground the policy is scored on.
+ENV_OPTIONS = dict(num_envs=512)
+PROMOTE_DISTANCE = 4.0    # m walked in an episode to move up a terrain level (half a tile, Isaac Lab's rule)
 
 # PPO, with rsl_rl's semantics and Isaac Lab's Go2 settings unless noted.
 STEPS_PER_ENV = 24        # rollout length per iteration
@@ -106,6 +109,22 @@ def compute_reward(state):
     """Total reward (N,) and each term's weighted contribution (N,) by name."""
     terms = {fn.__name__: weight * fn(state) * state.dt for fn, weight in REWARDS.items()}
     return sum(terms.values()), terms
+
+
+# ---------------------------------------------------------------------------
+# Terrain curriculum (rough task only)
+# ---------------------------------------------------------------------------
+
+
+def next_terrain_levels(levels, walked, asked, done):
+    """Isaac Lab's terrain curriculum, with the path walked in place of the distance from the spawn:
+    an episode that walked over PROMOTE_DISTANCE moves up a level, one that walked under half what its
+    commands asked moves down, and one that passed the top level starts again on a random level."""
+    up = walked > PROMOTE_DISTANCE
+    down = (walked < 0.5 * asked) & ~up
+    new = levels + up.long() - down.long()
+    new = torch.where(new >= TERRAIN_LEVELS, torch.randint_like(new, TERRAIN_LEVELS), new.clamp(min=0))
+    return torch.where(done, new, levels)
 
 
 # ---------------------------------------------------------------------------
@@ -243,11 +262,14 @@ def update(model, optimizer, data, lr):
 
 
 def train(ctx):
-    env = ctx.make_env(**ENV_OPTIONS)
+    env = ctx.make_env(terrain=ctx.task, **ENV_OPTIONS)
     model = ActorCritic(env.obs_dim, env.action_dim).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     lr, env_steps = LEARNING_RATE, 0
     obs = env.reset()
+    curriculum = ctx.task == "rough"
+    levels = env.terrain_levels
+    walked, asked = torch.zeros(env.num_envs, device=ctx.device), torch.zeros(env.num_envs, device=ctx.device)
 
     while not ctx.time_up():
         # -- rollout
@@ -268,6 +290,13 @@ def train(ctx):
                 for name, v in terms.items():
                     term_sums[name] = term_sums.get(name, 0.0) + v.mean()
                 track_err += (state.commands[:, :2] - state.base_lin_vel[:, :2]).norm(dim=-1).mean()
+                if curriculum:  # a new level applies from the env's next reset
+                    done = terminated | truncated
+                    walked += state.base_lin_vel[:, :2].norm(dim=-1) * state.dt
+                    asked += state.commands[:, :2].norm(dim=-1) * state.dt
+                    levels = next_terrain_levels(levels, walked, asked, done)
+                    env.set_terrain_levels(levels)
+                    walked[done], asked[done] = 0.0, 0.0
                 obs = next_obs
             _, last_values = model(obs)
         data = {k: torch.stack(v) for k, v in rollout.items()}
@@ -286,6 +315,7 @@ def train(ctx):
             vel_err=track_err.item() / STEPS_PER_ENV,
             lr=lr,
             noise_std=model.log_std.exp().mean().item(),
+            terrain_level=levels.float().mean().item(),
             **stats,
             **{f"rew/{k}": v.item() / STEPS_PER_ENV for k, v in term_sums.items()},
         )

@@ -2,6 +2,7 @@
 
     uv run python benchmarks/panel_size.py                     # runs/noise-*/seed<k>-r*/policy.pt2, 4 seeds
     uv run python benchmarks/panel_size.py --policies a.pt2 b.pt2 --big 512 --sizes 64 128 256 512
+    uv run python benchmarks/panel_size.py --task rough --policies runs/<id>/seed*/policy.pt2 ...
 
 Each policy is scored once on a big panel (harness.scoring.evaluate_policy, keeping each episode's
 vel_err). Resampling those episodes gives the standard error of a panel of each size: "SE" for one
@@ -50,6 +51,7 @@ def main() -> int:
     p.add_argument("--big", type=int, default=512)
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     p.add_argument("--held-out", type=int, nargs="*", default=[2, 6], help="policy counts to time the held-out check for")
+    p.add_argument("--task", choices=config.TASKS, default=config.DEFAULT_TASK)
     a = p.parse_args()
     if not a.policies:   # one run per training seed: distinct seeds are what the seed sd is about
         by_seed = {}
@@ -64,11 +66,12 @@ def main() -> int:
 
     per_ep = []
     for path in policies:
-        m = scoring.evaluate_policy(path, episodes=a.big, per_episode=True)
+        m = scoring.evaluate_policy(path, episodes=a.big, per_episode=True, task=a.task)
         x = np.asarray(m["vel_err_episodes"])
         per_ep.append(x)
         print(f"{path}: vel_err {x.mean():.4f} on {a.big} episodes (episode sd {x.std(ddof=1):.4f}), "
-              f"survival {m['survival']:.3f}, {m['eval_seconds']:.1f} s", flush=True)
+              f"survival {m['survival']:.3f}, standing still {m['standing_still']:.4f}, {m['eval_seconds']:.1f} s",
+              flush=True)
 
     env = {**os.environ}
     rows = []
@@ -77,7 +80,7 @@ def main() -> int:
             se = np.mean([boot_se(x, n, rng) for x in per_ep])
             diffs = [boot_se(x - y, n, rng) for x, y in itertools.combinations(per_ep, 2)]
             env["HARNESS_PANEL_EPISODES"] = str(n)   # a real evaluation of this size
-            wall = timed(scoring.run_evaluation, policies[0], Path(tmp) / "metrics.json", env=env)
+            wall = timed(scoring.run_evaluation, policies[0], Path(tmp) / "metrics.json", env=env, task=a.task)
             rows.append((n, se, np.mean(diffs) if diffs else float("nan"), wall))
             print(f"  timed {n} episodes: {wall:.1f} s", flush=True)
 
@@ -87,9 +90,9 @@ def main() -> int:
             paths = [Path(tmp) / f"p{i}.pt2" for i in range(k)]
             for dst, src in zip(paths, itertools.cycle(policies)):
                 shutil.copy(src, dst)
-            held.append((k, timed(scoring.run_held_out, paths, Path(tmp) / "held_out.json", env=env)))
+            held.append((k, timed(scoring.run_held_out, paths, Path(tmp) / "held_out.json", env=env, task=a.task)))
 
-    print(f"\n{len(policies)} policies, {a.big}-episode panels, {RESAMPLES} resamples; "
+    print(f"\n{a.task}: {len(policies)} policies, {a.big}-episode panels, {RESAMPLES} resamples; "
           f"{len(os.sched_getaffinity(0))} CPUs; load {os.getloadavg()[0]:.2f}")
     print(f"{'episodes':>8}  {'SE vel_err':>10}  {'SE diff':>8}  {'eval s':>6}")
     for n, se, d, wall in rows:

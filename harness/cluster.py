@@ -159,7 +159,7 @@ class Remote:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
         job = {"train": str((run_dir / train_rel).relative_to(self.root)), "out": rel_out, "seed": seed,
-               "backend": s.backend, "device": s.device, "budget_s": s.budget_s, "smoke_why": s.smoke_why,
+               "task": s.task, "backend": s.backend, "device": s.device, "budget_s": s.budget_s, "smoke_why": s.smoke_why,
                "env": {**env, "HARNESS_SLOT_CPUS": str(s.slot_cpus)}}
         lost = ""
         for attempt in range(1, TRIES + 1):

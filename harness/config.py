@@ -67,7 +67,13 @@ FLIP_GRAVITY_Z = 0.0           # terminate when projected gravity z rises above 
 
 TERRAINS = ("flat", "rough")
 TERRAIN_LEVELS = 10            # difficulty rows of the rough terrain
-EVAL_TERRAIN = "flat"          # the evaluation panel's fixed terrain
+
+# --- tasks ---------------------------------------------------------------------------
+
+# A branch's task, chosen by the researcher (`uv run train.py --task rough`), never by train.py: the
+# terrain its panel and held-out check are scored on. Scores pair only within one task.
+TASKS = TERRAINS
+DEFAULT_TASK = "flat"
 
 # --- evaluation panel ----------------------------------------------------------------
 
@@ -77,6 +83,8 @@ PANEL_SEGMENT_SECONDS = 5.0
 PANEL_ZERO_FRACTION = 0.10
 COMMAND_NAMES = ("lin_vel_x", "lin_vel_y", "ang_vel_z")   # v_x, v_y (m/s), yaw rate (rad/s), in that order
 PANEL_RANGES = {"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-1.0, 1.0), "ang_vel_z": (-1.0, 1.0)}
+# On the rough task the same commands are walked with episodes spread evenly over the difficulty
+# levels (episode e on level e * TERRAIN_LEVELS // episodes; the terrain type cycles with e).
 
 # --- held-out check ------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """What train(ctx) gets from the harness: the seed, the device, the budget clock, environments, logging.
 
     def train(ctx):
-        env = ctx.make_env(num_envs=256, terrain="flat")   # options: harness.config.EnvOptions
+        env = ctx.make_env(num_envs=256, terrain=ctx.task) # options: harness.config.EnvOptions
         obs = env.reset()
         while not ctx.time_up():
             ...                                            # collect, update
             ctx.log(env_steps, reward=..., vel_err=..., **{"rew/track_lin_vel": ...})
         return policy                                      # nn.Module: (B, 48) -> (B, 12)
 
+ctx.task is the branch's task ("flat" or "rough"): the terrain the policy will be scored on. It is
+the harness's choice; train.py may train on any terrain.
 The budget clock starts when train(ctx) is called; imports and simulator start-up do not count.
 Stepping an environment and calling ctx.log() both tell the supervisor that training is alive.
 """
@@ -28,8 +30,9 @@ HEARTBEAT_INTERVAL_S = 1.0
 
 class TrainContext:
     def __init__(self, seed: int, device: torch.device, backend: str, budget_s: float, smoke: bool,
-                 send=None, curves_path: Path | None = None):
+                 send=None, curves_path: Path | None = None, task: str = config.DEFAULT_TASK):
         self.seed = seed
+        self.task = task
         self.device = torch.device(device)
         self.backend = backend
         self.budget_s = float(budget_s)

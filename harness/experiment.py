@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import backends, gitops, integrity, proc, results, scoring, summary, verdict
+from harness import backends, config, gitops, integrity, proc, results, scoring, summary, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
 from harness.runs import ARTIFACT_NAME, RESULTS_FILE
@@ -43,8 +43,22 @@ def _unrecorded_if_modified(agg: dict, harness_ok: bool, reason: str) -> str:
 
 
 def _pairing(settings: Settings) -> tuple:
-    """What a stored score must share with this run to be paired with it: backend, budget, slot resources."""
-    return settings.backend, settings.budget_s, settings.resources
+    """What a stored score must share with this run to be paired with it: backend, budget, slot resources, task."""
+    return settings.backend, settings.budget_s, settings.resources, settings.task
+
+
+def choose_task(root: Path, branch: str, settings: Settings, has_incumbent: bool) -> None:
+    """Settle settings.task: the branch's, remembered from its first real run; --task chooses it only then.
+    A branch with an incumbent but no remembered task is from before tasks, when every run was flat."""
+    remembered = gitops.branch_task(root, branch) or (config.DEFAULT_TASK if has_incumbent else None)
+    asked = settings.task
+    if remembered and asked and asked != remembered:
+        raise UsageError(f"branch {branch} runs the {remembered} task (its first run chose it), and scores pair only "
+                         f"within a task. For {asked}, start a branch of its own: git checkout -b autoresearch/<tag>, "
+                         f"then uv run train.py --task {asked}")
+    settings.task = remembered or asked or config.DEFAULT_TASK
+    if not remembered and not settings.smoke:
+        gitops.set_branch_task(root, branch, settings.task)
 
 
 def _peak_mem_mb() -> int:
@@ -66,7 +80,7 @@ def _held_out_check(session: Session, root: Path, cand: list[SeedResult], rows: 
     session.display.line(f"held-out check: {len(ok)} seed(s) on a fresh panel with pushes, friction, mass and noise")
     try:
         scored = scoring.run_held_out([root / r.dir / ARTIFACT_NAME for r in ok], out, settings.backend, settings.device,
-                                      log_path=session.run_dir / "held_out.log")
+                                      log_path=session.run_dir / "held_out.log", task=settings.task)
     except scoring.EvalError as e:
         return None, f"the held-out check failed ({e})"
     for r in ok:
@@ -90,6 +104,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     head = gitops.head(root)
     head_short = gitops.short(root, head)
     inc = gitops.incumbent(root, branch)
+    choose_task(root, branch, settings, bool(inc))
     if inc == head and not settings.smoke:
         display.line(f"HEAD {head_short} is the incumbent of {branch}: running a noise-floor seed instead")
         return run_floor(root, settings, 1, display, t0=t0)
@@ -101,7 +116,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         sources["incumbent/train.py"] = gitops.show(root, inc, train_rel)
     session = Session(root, settings, display, head_short, sources)
     description = gitops.subject(root, head)
-    display.line(f"experiment {session.run_id}: {head_short} \"{description}\" on {branch}; "
+    display.line(f"experiment {session.run_id}: {head_short} \"{description}\" on {branch} ({settings.task}); "
                  f"incumbent {inc_short or 'none (this is the baseline)'}"
                  + (f"; SMOKE ({'; '.join(settings.smoke_why)})" if settings.smoke else ""))
 
@@ -194,7 +209,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         f"needs {verdict.MIN_FLOOR_SEEDS} seeds of the incumbent (run uv run evaluate.py floor)",
         "train_seconds": agg["train_s"], "startup_seconds": agg["startup_s"], "total_seconds": total_s,
         "steps_per_second": int(agg["env_steps"] / agg["train_s"]) if agg["train_s"] else None,
-        "peak_mem_mb": _peak_mem_mb(), "backend": settings.backend, "device": settings.device,
+        "peak_mem_mb": _peak_mem_mb(), "task": settings.task, "backend": settings.backend, "device": settings.device,
         "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified",
         "slots": settings.slots, "resources": settings.resources, "sandbox": session.sandbox.label,
         "run_id": session.run_id, "commit": head_short, "verdict": status, "reason": reason, "next": step,
@@ -225,6 +240,7 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
     inc = gitops.incumbent(root, branch)
     if not inc:
         raise UsageError(f"no incumbent on {branch} yet: run `uv run train.py` first (that run is the baseline)")
+    choose_task(root, branch, settings, True)
     if any(k < 1 for k in rerun):
         raise UsageError("--rerun takes seed numbers (1, 2, ...)")
     inc_short = gitops.short(root, inc)
@@ -269,7 +285,8 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
         **agg, "seeds": len(all_scores), "seed_scores": results.format_seed_scores(all_scores),
         "noise_floor": measured if measured is not None else f"needs {verdict.MIN_FLOOR_SEEDS} seeds (have {len(all_scores)})",
         "sigma_used": verdict.sigma_floor(list(all_scores.values())),
-        "train_seconds": agg["train_s"], "total_seconds": time.monotonic() - t0, "backend": settings.backend,
+        "train_seconds": agg["train_s"], "total_seconds": time.monotonic() - t0, "task": settings.task,
+        "backend": settings.backend,
         "slots": settings.slots, "resources": settings.resources,
         "harness": "ok" if harness_ok else "modified", "sandbox": session.sandbox.label,
         "run_id": session.run_id, "commit": inc_short,

@@ -152,6 +152,19 @@ def set_incumbent(root, branch_name: str, sha: str) -> None:
     git(root, "update-ref", INCUMBENT_REF + branch_name, sha)
 
 
+def _task_key(branch_name: str) -> str:
+    return f"branch.{branch_name}.autoresearch-task"
+
+
+def branch_task(root, branch_name: str) -> str | None:
+    """The task the branch's first real run chose (git config), or None."""
+    return git(root, "config", "--get", _task_key(branch_name), check=False) or None
+
+
+def set_branch_task(root, branch_name: str, task: str) -> None:
+    git(root, "config", _task_key(branch_name), task)
+
+
 def restore_ref(root, ref: str, sha: str | None) -> None:
     if sha is None:
         git(root, "update-ref", "-d", ref, check=False)

@@ -1,4 +1,5 @@
-"""The fixed evaluation panel: commands and start headings drawn from the harness's own seed."""
+"""The fixed evaluation panel: commands and start headings drawn from the harness's own seed, and on
+the rough task each episode's terrain level."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class Panel:
     commands: torch.Tensor    # (episodes, segments, 3): v_x, v_y, yaw rate per 5 s segment
     start_yaw: torch.Tensor   # (episodes,) rad
     segment_steps: int        # policy steps per segment
+    levels: torch.Tensor | None = None  # (episodes,) terrain level of each episode on rough; None on flat
 
     @property
     def episodes(self) -> int:
@@ -26,8 +28,15 @@ class Panel:
         return self.commands[:, seg]
 
 
-def make_panel(seed: int = config.PANEL_SEED, episodes: int = config.PANEL_EPISODES) -> Panel:
-    """The same panel on every machine and backend: CPU generator, fixed seed."""
+def terrain_levels(episodes: int) -> torch.Tensor:
+    """(episodes,) levels spread evenly over 0 .. TERRAIN_LEVELS-1, easiest first."""
+    return torch.arange(episodes) * config.TERRAIN_LEVELS // episodes
+
+
+def make_panel(seed: int = config.PANEL_SEED, episodes: int = config.PANEL_EPISODES,
+               task: str = config.DEFAULT_TASK) -> Panel:
+    """The same panel on every machine and backend: CPU generator, fixed seed. The commands do not
+    depend on the task; rough adds the levels."""
     g = torch.Generator().manual_seed(seed)
     segment_steps = int(round(config.PANEL_SEGMENT_SECONDS / config.CONTROL_DT))
     segments = math.ceil(config.EPISODE_STEPS / segment_steps)
@@ -38,7 +47,8 @@ def make_panel(seed: int = config.PANEL_SEED, episodes: int = config.PANEL_EPISO
     standing = torch.rand(episodes, segments, generator=g) < config.PANEL_ZERO_FRACTION
     cmd[standing] = 0.0
     start_yaw = (torch.rand(episodes, generator=g) * 2.0 - 1.0) * math.pi
-    return Panel(commands=cmd, start_yaw=start_yaw, segment_steps=segment_steps)
+    levels = terrain_levels(episodes) if task == "rough" else None
+    return Panel(commands=cmd, start_yaw=start_yaw, segment_steps=segment_steps, levels=levels)
 
 
 def standing_still_error(panel: Panel) -> float:

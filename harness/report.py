@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 
 from harness import gitops, integrity
+from harness.config import DEFAULT_TASK
 from harness.plots import plot_progress
 from harness.results import ResultsError, format_number as _fmt, kept_rows, number, read_results
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, best_seed_dir
@@ -59,7 +60,7 @@ def noise_floor_of(rows: list[dict[str, str]], row: dict[str, str] | None) -> di
     backend = row.get("backend") or DEFAULT_BACKEND
     budget = number(row.get("budget_s"))
     budget = DEFAULT_BUDGET_S if budget is None else budget
-    key = (rows, row.get("commit", ""), backend, budget, row.get("resources", ""))
+    key = (rows, row.get("commit", ""), backend, budget, row.get("resources", ""), row.get("task") or DEFAULT_TASK)
     scores = list(incumbent_scores(*key).values())
     measured = noise_floor(*key)
     return {

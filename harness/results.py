@@ -22,7 +22,7 @@ FIRST_COLUMNS = (
 )
 # New columns only ever go at the end: an older file's header and rows are a prefix, read as they are
 # (missing cells empty), and its header is upgraded in place (ensure_file) without touching a row.
-COLUMNS = FIRST_COLUMNS + ("held_out", "resources")
+COLUMNS = FIRST_COLUMNS + ("held_out", "resources", "task")
 HEADER = "\t".join(COLUMNS) + "\n"
 STATUSES = ("baseline", "keep", "discard", "crash", "floor", "smoke")
 KEPT = ("baseline", "keep")   # the rows that made their commit the incumbent
@@ -289,5 +289,5 @@ def make_row(run_id, commit_short, status, agg, settings, harness_ok, reason, de
         "gait": agg["gait"], "env_steps": agg["env_steps"], "train_s": f"{agg['train_s']:.1f}", "seeds": agg["seeds"],
         "seed_scores": agg["seed_scores"], "incumbent": incumbent, "backend": settings.backend,
         "budget_s": f"{settings.budget_s:g}", "harness": "ok" if harness_ok else "modified", "reason": reason,
-        "description": description, "held_out": held_out, "resources": settings.resources,
+        "description": description, "held_out": held_out, "resources": settings.resources, "task": settings.task,
     }

@@ -38,10 +38,12 @@ class PanelStep(NamedTuple):
     info: dict
 
 
-def eval_options(num_envs: int, **changes) -> EnvOptions:
-    """The evaluation environment's options: the panel's terrain, no observation noise, no randomisation;
+def eval_options(num_envs: int, task: str = config.DEFAULT_TASK, **changes) -> EnvOptions:
+    """The evaluation environment's options: the task's terrain, no observation noise, no randomisation;
     `changes` (a held-out condition) override them and are checked against config.BOUNDS."""
-    return EnvOptions(**{"num_envs": num_envs, "terrain": config.EVAL_TERRAIN, "obs_noise": False, **changes})
+    if task not in config.TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {config.TASKS}")
+    return EnvOptions(**{"num_envs": num_envs, "terrain": task, "obs_noise": False, **changes})
 
 
 def panel_rollout(policy, env, panel: Panel, steps: int, device: torch.device,
@@ -52,6 +54,8 @@ def panel_rollout(policy, env, panel: Panel, steps: int, device: torch.device,
     NonFiniteActions when the policy outputs NaN/inf.
     """
     cmd_slice = obs_slices()["velocity_commands"]
+    if panel.levels is not None:  # rough: each episode on its level, from its first step
+        env.set_terrain_levels(panel.levels[episodes].to(device))
     obs = env.reset(yaw=panel.start_yaw[episodes].to(device))
     for step in range(steps):
         command = panel.command_at(step)[episodes].to(device)

@@ -10,9 +10,11 @@ Both are written under the repository root (the orchestrator's working directory
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.config import DEFAULT_TASK
 from harness.results import parse_seed_scores
 
 RESULTS_FILE = "results.tsv"
@@ -38,6 +40,14 @@ def new_run_id(root: Path, commit_short: str) -> str:
 
 def seed_dir(run_dir: Path, seed: int) -> Path:
     return Path(run_dir) / f"seed{seed}"
+
+
+def scored_task(policy_path: Path) -> str:
+    """The task a saved policy was scored on (metrics.json beside it), else the default."""
+    try:
+        return json.loads((Path(policy_path).parent / "metrics.json").read_text()).get("task", DEFAULT_TASK)
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_TASK
 
 
 def best_seed_dir(run_dir: Path, row: dict[str, str]) -> Path | None:

@@ -1,11 +1,13 @@
 """Scores a policy artifact on the fixed panel, in its own process; or several on a held-out panel.
 
-    python -m harness.scoring --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--backend mujoco] [--device cpu]
-    python -m harness.scoring --held-out a.pt2 b.pt2 ... --out held_out.json [--backend mujoco] [--device cpu] [--seed N]
+    python -m harness.scoring --policy runs/<id>/seed1/policy.pt2 --out metrics.json [--task flat|rough]
+                              [--backend mujoco] [--device cpu]
+    python -m harness.scoring --held-out a.pt2 b.pt2 ... --out held_out.json [--task ...] [--backend ...] [--seed N]
 
 It loads only the artifact (harness.artifact), builds the harness's evaluation environment
-(flat terrain, no observation noise, no randomisation, commands injected from harness/panel.py)
-and runs every panel episode for 20 s through harness.rollout, the walk the video shows too.
+(the task's terrain, no observation noise, no randomisation, commands injected from harness/panel.py;
+on rough each episode on its panel level) and runs every panel episode for 20 s through
+harness.rollout, the walk the video shows too.
 
 Metrics (every mean is over policy steps of every panel episode):
   vel_err     ||cmd_xy - base_lin_vel_xy (body)||; after a fall, ||cmd_xy|| (standing still) for the rest
@@ -44,6 +46,7 @@ from pathlib import Path
 
 from harness import proc as proc_tools
 from harness import threads
+from harness.config import DEFAULT_TASK, TASKS
 from harness.runs import DEFAULT_BACKEND
 
 EVAL_TIMEOUT_S = 900.0
@@ -98,7 +101,8 @@ def _load(policy_path, device):
 
 
 def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "cpu",
-                    episodes: int | None = None, steps: int | None = None, per_episode: bool = False) -> dict:
+                    episodes: int | None = None, steps: int | None = None, per_episode: bool = False,
+                    task: str = DEFAULT_TASK) -> dict:
     """Run the panel with the artifact at policy_path and return the metrics (per_episode: also
     vel_err_episodes, each episode's vel_err, for benchmarks). Raises EvalError."""
     import torch
@@ -110,11 +114,11 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
     t0 = time.monotonic()
     device = torch.device(device)
     policy = _load(policy_path, device)
-    panel = make_panel(episodes=episodes or config.PANEL_EPISODES)
+    panel = make_panel(episodes=episodes or config.PANEL_EPISODES, task=task)
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
     E = panel.episodes
     backends.start_backend(backend, device)
-    env = backends.make_env(backend, eval_options(E), seed=EVAL_ENV_SEED, device=device, external_commands=True)
+    env = backends.make_env(backend, eval_options(E, task), seed=EVAL_ENV_SEED, device=device, external_commands=True)
     z = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
     sums = {k: z() for k in ("yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
     stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
@@ -179,6 +183,7 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
         "standing_still": float(sums["still"]) / n,
         "episodes": E,
         "steps": steps,
+        "task": task,
         "backend": backend,
         "eval_seconds": round(time.monotonic() - t0, 2),
         "policy_sha256": artifact.fingerprint(policy),
@@ -189,7 +194,7 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
 
 
 def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", seed: int | None = None,
-             episodes: int | None = None, steps: int | None = None) -> dict:
+             episodes: int | None = None, steps: int | None = None, task: str = DEFAULT_TASK) -> dict:
     """Score every artifact on one held-out panel drawn now from seed (fresh when None); see the
     module doc. Raises EvalError."""
     import torch
@@ -202,7 +207,7 @@ def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", 
     device = torch.device(device)
     seed = secrets.randbits(32) if seed is None else int(seed)   # < 2**32: Isaac seeds numpy with it
     policies = {str(p): _load(p, device) for p in policy_paths}
-    panel = make_panel(seed=seed, episodes=episodes or config.HELD_OUT_EPISODES)
+    panel = make_panel(seed=seed, episodes=episodes or config.HELD_OUT_EPISODES, task=task)
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
     backends.start_backend(backend, device)
     scores = {}
@@ -210,7 +215,7 @@ def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", 
         by_condition, vel, survived = {}, [], []
         for name, changes in config.HELD_OUT_CONDITIONS.items():
             # a fresh env with the same seed per policy: the same spawns, pushes and noise for all
-            env = backends.make_env(backend, eval_options(panel.episodes, **changes), seed=seed, device=device,
+            env = backends.make_env(backend, eval_options(panel.episodes, task, **changes), seed=seed, device=device,
                                     external_commands=True)
             track = Tracking(panel.episodes, device)
             try:
@@ -226,22 +231,24 @@ def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", 
         scores[path] = {"held_out": float(torch.cat(vel).mean()), "survival": float(torch.cat(survived).double().mean()),
                         "by_condition": by_condition, "policy_sha256": artifact.fingerprint(policy)}
     return {"panel_seed": seed, "episodes_per_condition": panel.episodes, "steps": steps,
-            "conditions": list(config.HELD_OUT_CONDITIONS), "policies": scores, "backend": backend,
+            "conditions": list(config.HELD_OUT_CONDITIONS), "policies": scores, "task": task, "backend": backend,
             "eval_seconds": round(time.monotonic() - t0, 2)}
 
 
 def run_evaluation(policy_path, out_json, backend: str = DEFAULT_BACKEND, device: str = "cpu",
-                   log_path=None, timeout_s: float = EVAL_TIMEOUT_S, env: dict | None = None) -> dict:
+                   log_path=None, timeout_s: float = EVAL_TIMEOUT_S, env: dict | None = None,
+                   task: str = DEFAULT_TASK) -> dict:
     """Score in a fresh process (which loads only the artifact). Raises EvalError with a crash reason."""
-    args = ["--policy", str(policy_path), "--backend", backend, "--device", str(device)]
+    args = ["--policy", str(policy_path), "--task", task, "--backend", backend, "--device", str(device)]
     return _run_child(args, out_json, log_path or Path(out_json).with_name("eval.log"), timeout_s, env)
 
 
 def run_held_out(policy_paths, out_json, backend: str = DEFAULT_BACKEND, device: str = "cpu", log_path=None,
-                 timeout_s: float = HELD_OUT_TIMEOUT_S, env: dict | None = None, seed: int | None = None) -> dict:
+                 timeout_s: float = HELD_OUT_TIMEOUT_S, env: dict | None = None, seed: int | None = None,
+                 task: str = DEFAULT_TASK) -> dict:
     """The held-out check of several artifacts on one shared panel, in a fresh process; the result
     names its panel_seed (pass it as seed to replay). Raises EvalError with a crash reason."""
-    args = ["--held-out", *map(str, policy_paths), "--backend", backend, "--device", str(device)]
+    args = ["--held-out", *map(str, policy_paths), "--task", task, "--backend", backend, "--device", str(device)]
     if seed is not None:
         args += ["--seed", str(seed)]
     return _run_child(args, out_json, log_path or Path(out_json).with_suffix(".log"), timeout_s, env)
@@ -295,6 +302,7 @@ def main(argv=None) -> int:
     which.add_argument("--policy", help="score this artifact on the fixed panel")
     which.add_argument("--held-out", nargs="+", metavar="POLICY", help="score these on one fresh held-out panel")
     p.add_argument("--out", required=True)
+    p.add_argument("--task", choices=TASKS, default=DEFAULT_TASK)
     p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, help="with --held-out: replay the panel of this panel_seed")
@@ -308,9 +316,9 @@ def main(argv=None) -> int:
     episodes, steps = panel_size()
     try:
         if args.held_out:
-            metrics = held_out(args.held_out, args.backend, args.device, args.seed, episodes, steps)
+            metrics = held_out(args.held_out, args.backend, args.device, args.seed, episodes, steps, task=args.task)
         else:
-            metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps)
+            metrics = evaluate_policy(args.policy, args.backend, args.device, episodes, steps, task=args.task)
         code = 0
     except EvalError as e:
         metrics, code = {"error": str(e)}, 1

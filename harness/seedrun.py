@@ -37,7 +37,7 @@ def train_and_score(root: Path, train_file: Path, seed: int, out: Path, settings
     say(f"training {train_file.relative_to(root)} for {s.budget_s:g} s on {s.backend}/{s.device} "
         f"(sandbox: {box.label})")
     cmd = [sys.executable, "-m", "harness.worker", "--train", str(train_file), "--seed", str(seed),
-           "--out", str(out), "--backend", s.backend, "--device", s.device, "--budget", str(s.budget_s)]
+           "--out", str(out), "--task", s.task, "--backend", s.backend, "--device", s.device, "--budget", str(s.budget_s)]
     if s.smoke:
         cmd.append("--smoke")
     cmd = sandbox.wrap(cmd, box, root, writable=out, readable=[train_file], network=s.backend != "mujoco")
@@ -52,7 +52,7 @@ def train_and_score(root: Path, train_file: Path, seed: int, out: Path, settings
         say(f"trained {w.train_s:.1f} s ({w.env_steps:,} env steps, start-up {w.startup_s:.1f} s); scoring")
         try:
             r.metrics = scoring.run_evaluation(out / ARTIFACT_NAME, out / "metrics.json", s.backend, s.device,
-                                               log_path=out / "eval.log", env=env)
+                                               log_path=out / "eval.log", env=env, task=s.task)
         except scoring.EvalError as e:
             r.ok, r.reason = False, str(e)
     return r
@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     root = Path.cwd().resolve()
     out = root / job["out"]
     out.mkdir(parents=True, exist_ok=True)
-    settings = SimpleNamespace(backend=job["backend"], device=job["device"], budget_s=job["budget_s"],
-                               smoke=bool(job["smoke_why"]))   # what train_and_score reads of Settings
+    settings = SimpleNamespace(task=job["task"], backend=job["backend"], device=job["device"],
+                               budget_s=job["budget_s"], smoke=bool(job["smoke_why"]))   # what train_and_score reads
     r = train_and_score(root, root / job["train"], job["seed"], out, settings, sandbox.choose(job["backend"]),
                         check_load=False, say=lambda text: print(text, flush=True), echo=None)
     (out / RESULT_FILE).write_text(json.dumps(asdict(r)))

@@ -1,4 +1,4 @@
-"""What one run is told: backend, device, budget, its slots, and why it is a smoke run (never kept).
+"""What one run is told: task, backend, device, budget, its slots, and why it is a smoke run (never kept).
 
 The command-line options of `uv run train.py` and `evaluate.py floor`, and the rule that any
 budget but the default, and any test-only knob, makes a run smoke.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from harness import slots, verdict
 from harness.backends import default_device
+from harness.config import TASKS
 from harness.runs import BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DEVICES
 
 SMOKE_BUDGET_S = 20.0
@@ -38,6 +39,7 @@ class Settings:
     resources: str = ""             # what one seed runs on; scores are paired only within the same
     cluster: str | None = None      # a Ray address (--cluster), or None: this machine
     slot_cpus: int = 0              # CPUs per slot (on a cluster, the Ray task's num_cpus)
+    task: str | None = None         # --task until the orchestrator settles the branch's (experiment.choose_task)
 
     @property
     def smoke(self) -> bool:
@@ -62,7 +64,7 @@ def make_settings(args) -> Settings:
         why.append("test overrides " + ",".join(used))
     max_seeds = int(os.environ.get("HARNESS_MAX_SEEDS") or (1 if why else verdict.MAX_SEEDS))
     device = args.device or default_device()
-    settings = Settings(args.backend, device, budget, why, max_seeds, cluster=args.cluster)
+    settings = Settings(args.backend, device, budget, why, max_seeds, cluster=args.cluster, task=args.task)
     try:
         if args.cluster:
             from harness import cluster
@@ -77,6 +79,8 @@ def make_settings(args) -> Settings:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="the terrain scored: flat or rough; chosen once per branch by its first run (default flat)")
     p.add_argument("--smoke", action="store_true", help=f"short budget ({SMOKE_BUDGET_S:g} s); never kept")
     p.add_argument("--budget", type=float, default=None, help=f"training seconds per seed (default {DEFAULT_BUDGET_S:g})")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)

@@ -7,17 +7,17 @@ from __future__ import annotations
 RUN_KEYS = (
     "vel_err", "standing_still", "delta", "held_out", "held_out_gap", "noise_floor", "yaw_err", "survival", "torque",
     "foot_slip", "gait", "seeds", "seed_scores", "incumbent", "train_seconds", "startup_seconds", "total_seconds", "env_steps",
-    "steps_per_second", "peak_mem_mb", "backend", "device", "budget_s", "slots", "resources", "harness", "sandbox",
+    "steps_per_second", "peak_mem_mb", "task", "backend", "device", "budget_s", "slots", "resources", "harness", "sandbox",
     "run_id", "commit", "verdict", "reason", "next",
 )
 FLOOR_KEYS = (
     "vel_err", "standing_still", "noise_floor", "sigma_used", "seeds", "seed_scores", "survival", "train_seconds",
-    "total_seconds", "backend", "slots", "resources", "harness", "sandbox", "run_id", "commit", "verdict", "reason",
+    "total_seconds", "task", "backend", "slots", "resources", "harness", "sandbox", "run_id", "commit", "verdict", "reason",
     "next",
 )
 SCORE_KEYS = (
     "vel_err", "standing_still", "yaw_err", "survival", "torque", "power", "foot_slip", "gait", "policies",
-    "seed_scores", "backend",
+    "seed_scores", "task", "backend",
 )
 # decimals of each float; any other value is printed as it is
 DIGITS = {

@@ -38,6 +38,7 @@ import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
+from harness.config import DEFAULT_TASK
 from harness.results import DROPPED, KEPT, number, parse_seed_scores
 from harness.runs import DEFAULT_BACKEND, DEFAULT_BUDGET_S
 
@@ -161,23 +162,25 @@ def held_out_worse(candidate: list[float], incumbent_mean: float, incumbent_seed
     return None
 
 
-def _matches(row: dict, commit: str, backend: str, budget_s: float, resources: str) -> bool:
-    """A row whose scores pair with a run of commit on this backend, budget and slot resources."""
+def _matches(row: dict, commit: str, backend: str, budget_s: float, resources: str, task: str) -> bool:
+    """A row whose scores pair with a run of commit on this backend, budget, slot resources and task."""
     if row["commit"] != commit or row["backend"] != backend or row["harness"] != "ok":
         return False
     if row.get("resources", "") != resources:  # a 4-core seed is not a 2-core seed (harness.slots)
+        return False
+    if (row.get("task") or DEFAULT_TASK) != task:  # rows from before the task column were all flat
         return False
     budget = number(row["budget_s"])
     return budget is not None and abs(budget - budget_s) <= 1e-6
 
 
 def incumbent_runs(rows: list[dict], commit: str, backend: str, budget_s: float,
-                   resources: str = "") -> dict[int, list[float]]:
+                   resources: str = "", task: str = DEFAULT_TASK) -> dict[int, list[float]]:
     """Every clean vel_err of `commit` per seed, from its baseline/keep/floor rows, in order; a floor
     row's `dropped` mark (evaluate.py floor --rerun) forgets that seed's earlier scores."""
     out: dict[int, list[float]] = {}
     for row in rows:
-        if row["status"] not in (*KEPT, "floor") or not _matches(row, commit, backend, budget_s, resources):
+        if row["status"] not in (*KEPT, "floor") or not _matches(row, commit, backend, budget_s, resources, task):
             continue
         for seed, score in parse_seed_scores(row["seed_scores"]).items():
             if score == DROPPED:
@@ -188,16 +191,16 @@ def incumbent_runs(rows: list[dict], commit: str, backend: str, budget_s: float,
 
 
 def incumbent_scores(rows: list[dict], commit: str, backend: str, budget_s: float,
-                     resources: str = "") -> dict[int, float]:
+                     resources: str = "", task: str = DEFAULT_TASK) -> dict[int, float]:
     """Per-seed vel_err of `commit`: the mean of its clean runs on each seed."""
-    return {seed: _mean(v) for seed, v in incumbent_runs(rows, commit, backend, budget_s, resources).items()}
+    return {seed: _mean(v) for seed, v in incumbent_runs(rows, commit, backend, budget_s, resources, task).items()}
 
 
 def incumbent_held_out(rows: list[dict], commit: str, backend: str, budget_s: float,
-                       resources: str = "") -> tuple[float, int] | None:
+                       resources: str = "", task: str = DEFAULT_TASK) -> tuple[float, int] | None:
     """(held-out vel_err, seeds it is over) of `commit`'s last kept row that has one, or None."""
     for row in reversed(rows):
-        if row["status"] in KEPT and _matches(row, commit, backend, budget_s, resources):
+        if row["status"] in KEPT and _matches(row, commit, backend, budget_s, resources, task):
             held, seeds = number(row.get("held_out")), number(row.get("seeds"))
             if held is not None and seeds:
                 return held, int(seeds)
@@ -205,9 +208,9 @@ def incumbent_held_out(rows: list[dict], commit: str, backend: str, budget_s: fl
 
 
 def noise_floor(rows: list[dict], commit: str, backend: str = DEFAULT_BACKEND,
-                budget_s: float = DEFAULT_BUDGET_S, resources: str = "") -> float | None:
+                budget_s: float = DEFAULT_BUDGET_S, resources: str = "", task: str = DEFAULT_TASK) -> float | None:
     """The measured noise floor of `commit`: sd of its per-seed vel_err (None below 3 seeds)."""
-    return measured_floor(list(incumbent_scores(rows, commit, backend, budget_s, resources).values()))
+    return measured_floor(list(incumbent_scores(rows, commit, backend, budget_s, resources, task).values()))
 
 
 def resolve_status(crash, has_incumbent, branch, inc_short, incumbent_failed, decision, never_keep, smoke_why):

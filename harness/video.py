@@ -213,6 +213,7 @@ def render_policy(
     fps: int = 25,
     title: str = "",
     seed: int | None = None,
+    task: str = config.DEFAULT_TASK,
 ) -> dict:
     """Roll the policy out on panel episode `episode` for `seconds` and write an MP4 (or a GIF for *.gif).
 
@@ -232,7 +233,7 @@ def render_policy(
     from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, eval_options, panel_rollout
 
     out_path = Path(out_path)
-    panel = make_panel()
+    panel = make_panel(task=task)
     if not 0 <= episode < panel.episodes:
         raise VideoError(f"episode {episode} is not on the panel (0..{panel.episodes - 1})")
     steps = max(1, min(int(round(seconds / config.CONTROL_DT)), config.EPISODE_STEPS))
@@ -241,7 +242,7 @@ def render_policy(
 
     policy = load_policy(policy_path)
     cpu = torch.device("cpu")
-    env = MujocoQuadrupedEnv(eval_options(1), seed=EVAL_ENV_SEED if seed is None else seed,
+    env = MujocoQuadrupedEnv(eval_options(1, task), seed=EVAL_ENV_SEED if seed is None else seed,
                              device=cpu, external_commands=True, nthread=1)
     try:
         model = env.render_model
@@ -395,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    from harness.runs import RUNS_DIR
+    from harness.runs import RUNS_DIR, scored_task
 
     runs = args.runs or args.results.parent / RUNS_DIR
     # GL first: it is cheap to probe, and without it nothing else matters
@@ -416,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or target.default_out
     try:
         info = render_policy(target.policy, out, seconds=args.seconds, episode=args.episode, width=args.width,
-                             height=args.height, fps=args.fps, title=target.label)
+                             height=args.height, fps=args.fps, title=target.label,
+                             task=scored_task(target.policy))
     except VideoError as exc:
         print(f"video: {exc}", file=sys.stderr)
         return 1

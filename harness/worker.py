@@ -1,7 +1,7 @@
 """The training worker: one seed of one train.py, run under harness.supervisor.
 
     python -m harness.worker --train runs/<id>/train.py --seed 1 --out runs/<id>/seed1 \
-        --backend mujoco --device cpu --budget 300 [--smoke]
+        --task flat --backend mujoco --device cpu --budget 300 [--smoke]
 
 It boots the backend, imports train.py by path (so its `if __name__ == "__main__"` block does not
 run), seeds random/numpy/torch with the harness seed, calls train(ctx), exports the returned
@@ -21,6 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
+from harness import config
 from harness.proc import die_with_parent
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND
 
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--train", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--task", default=config.DEFAULT_TASK, choices=config.TASKS)
     p.add_argument("--backend", default=DEFAULT_BACKEND)
     p.add_argument("--device", default="cpu")
     p.add_argument("--budget", type=float, required=True)
@@ -117,7 +119,8 @@ def main(argv=None) -> int:
         device = torch.device(args.device)
         threads.configure(args.device)
         backends.start_backend(args.backend, device)
-        ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv")
+        ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv",
+                           task=args.task)
     except BaseException as e:  # backend failures
         traceback.print_exc()
         channel.send({"type": "error", "reason": f"exception: {_short_exception(e)}"})

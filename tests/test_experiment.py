@@ -280,7 +280,7 @@ def test_budget_other_than_default_is_smoke(monkeypatch):
 
     class A:
         smoke, backend, device = False, "mujoco", "cpu"
-        budget = slots = cluster = None
+        budget = slots = cluster = task = None
 
     a = A()
     s = settings.make_settings(a)

@@ -22,6 +22,7 @@ from harness.isaaclab import env as ienv  # noqa: E402
 from harness.env_api import BackendError  # noqa: E402
 from harness.config import EnvOptions, OptionError  # noqa: E402
 from harness.panel import make_panel  # noqa: E402
+from harness.rollout import panel_rollout  # noqa: E402
 from harness.state import build_observation, obs_slices  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -425,6 +426,16 @@ def test_rough_terrain_levels_heights_and_pending_level_changes():
         env.set_terrain_levels(torch.zeros(3))
 
 
+def test_the_rough_panel_walks_each_episode_on_its_level_on_the_isaac_driver():
+    panel = make_panel(episodes=config.TERRAIN_LEVELS, task="rough")
+    env, fake = make("rough", n=panel.episodes, external=True, obs_noise=False)
+    first = next(panel_rollout(lambda obs: torch.zeros(obs.shape[0], 12), env, panel, 1, torch.device("cpu")))
+    terrain = fake.scene.terrain
+    assert first.state.terrain_level.tolist() == panel.levels.tolist() == list(range(config.TERRAIN_LEVELS))
+    assert torch.equal(terrain.terrain_levels, panel.levels)
+    assert torch.equal(terrain.env_origins, terrain.terrain_origins[terrain.terrain_levels, terrain.terrain_types])
+
+
 # --- Isaac's event manager running what the cfg edit configures -------------------------------
 
 
@@ -598,7 +609,7 @@ def panel_run():
     made = {}
 
     def make_env(name, options, seed, device, external_commands=False):
-        assert name == "isaaclab" and external_commands and options.terrain == config.EVAL_TERRAIN
+        assert name == "isaaclab" and external_commands and options.terrain == config.DEFAULT_TASK
         assert options.obs_noise is False and seed == config.PANEL_SEED
         cfg = fk.make_go2_cfg(options.terrain)
         task_config.configure_env_cfg(cfg, options, seed=seed, device="cpu", external_commands=True, terms=fk.fake_terms())

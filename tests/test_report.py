@@ -31,6 +31,7 @@ def row(i, status, commit, vel_err=None, delta=None, scores=None, desc="", reaso
         "seed_scores": ";".join(f"{s}:{'crash' if v is None else f'{v:.4f}'}" for s, v in scores.items()),
         "incumbent": "", "backend": "mujoco", "budget_s": "300", "harness": "ok", "reason": reason,
         "description": desc, "held_out": "" if held_out is None else f"{held_out:.4f}", "resources": "2 cpu (X)",
+        "task": "flat",
     }
 
 
