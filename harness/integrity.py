@@ -6,6 +6,8 @@
   results.tsv, earlier runs and the Python environment, plus HEAD and the incumbent ref by value.
   A changed harness file makes the run harness=modified; any other change is a flag. A flagged
   run is never kept (harness.verdict.resolve_status).
+- Around each bare seed (no sandbox): /dev/shm, /dev/mqueue and SysV IPC (harness.ipcwatch), where
+  a run could leave its weights for the next one; any change there is a flag.
 - After scoring: a policy bit-identical to an earlier run's from a different train.py is
   borrowed compute.
 - At every start: results.tsv and the incumbent ref are reconciled with harness.journal.
@@ -20,10 +22,11 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import filewatch, gitops, journal, results
+from harness import filewatch, gitops, ipcwatch, journal, results
 from harness.runs import RESULTS_FILE, RUNS_DIR
 
 HARNESS_CHANGED = "harness files changed during the run"
+SHARED_CHANGED = "shared memory or IPC objects changed during the run (another run could read them)"
 LOCK_NAME = "experiment.lock"
 OVERRUN_SHARE = 0.1          # a run past its budget by this share (>= OVERRUN_MIN_S; export included) is flagged
 OVERRUN_MIN_S = 5.0
@@ -74,9 +77,10 @@ def _describe(paths: list[str], root: Path) -> str:
 class Guard:
     """Checks around every seed of one experiment; its flags keep the experiment from being kept."""
 
-    def __init__(self, root: Path, branch: str):
+    def __init__(self, root: Path, branch: str, watch_ipc: bool = False):
         self.root = root.resolve()
         self.branch = branch
+        self.watch_ipc = watch_ipc   # bare runs only: a sandboxed one has its own /dev/shm and IPC
         self.flags: list[str] = []
         self.roots = filewatch.watched_roots(self.root)
         self.skip = filewatch.unused_by_this_interpreter()
@@ -86,14 +90,15 @@ class Guard:
     def _git_state(self) -> tuple[str, str | None]:
         return gitops.head(self.root), gitops.resolve(self.root, gitops.INCUMBENT_REF + self.branch)
 
-    def snapshot(self, seed_dir: Path) -> filewatch.Snapshot:
-        """The watched files before a seed trains (its own seed folder is its to write)."""
-        return filewatch.snapshot(self.roots, skip=[*self.skip, seed_dir])
+    def snapshot(self, seed_dir: Path) -> tuple[filewatch.Snapshot, ipcwatch.Snapshot]:
+        """The watched files (its own seed folder is its to write) and shared objects before a seed trains."""
+        return (filewatch.snapshot(self.roots, skip=[*self.skip, seed_dir]),
+                ipcwatch.snapshot() if self.watch_ipc else {})
 
-    def check(self, before: filewatch.Snapshot, seed_dir: Path) -> list[str]:
+    def check(self, before: tuple[filewatch.Snapshot, ipcwatch.Snapshot], seed_dir: Path) -> list[str]:
         """After a seed was trained and scored: what changed that train.py must not change."""
         flags = []
-        changed = filewatch.changes(before, filewatch.snapshot(self.roots, skip=[*self.skip, seed_dir]))
+        changed = filewatch.changes(before[0], filewatch.snapshot(self.roots, skip=[*self.skip, seed_dir]))
         harness = [p for p in changed if p == str(self.root / "evaluate.py") or p.startswith(str(self.root / "harness") + os.sep)]
         record = [p for p in changed if p == str(self.root / RESULTS_FILE)]
         others = [p for p in changed if p not in harness and p not in record]
@@ -104,6 +109,9 @@ class Guard:
             flags.append("results.tsv changed during the run" + (f" ({restored} harness rows restored)" if restored else ""))
         if others:
             flags.append(f"files outside the seed folder changed during the run: {_describe(others, self.root)}")
+        shared = filewatch.changes(before[1], ipcwatch.snapshot()) if self.watch_ipc else []
+        if shared:
+            flags.append(f"{SHARED_CHANGED}: {_describe(shared, self.root)}")
         head, ref = self._git_state()
         if ref != self.git_state[1]:
             gitops.restore_ref(self.root, gitops.INCUMBENT_REF + self.branch, self.git_state[1])

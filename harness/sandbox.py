@@ -1,20 +1,30 @@
 """Where a training worker runs: a bubblewrap sandbox when this machine allows one, else bare.
 
-In the sandbox (Linux, `bwrap` from the bubblewrap package, user namespaces allowed):
+In the sandbox (Linux, `bwrap` from the bubblewrap package, user namespaces allowed), nothing one
+run writes outside its seed folder can reach a later run (README "The threat model" lists each channel):
 - the whole filesystem is read-only: the repository, the virtual environment, Python itself;
-- the worker's own seed folder is its only writable place, plus a private /tmp;
+- the worker's own seed folder is its only writable place, plus a private /tmp and /run (no
+  daemon's socket file there is reachable: D-Bus, ssh-agent, systemd, docker);
 - runs/ is an empty folder holding just that seed folder and the train.py being trained, so
   earlier runs' policies cannot be read (no borrowed compute);
-- it has its own PID namespace: when the worker ends, everything it started ends with it;
-- on MuJoCo it has no network.
+- a fresh minimal /dev (null, zero, random, tty, ...) with a private /dev/shm; of the host's
+  devices only the GPU's (/dev/nvidia*, /dev/dri), where they exist;
+- its own IPC namespace (SysV shared memory, semaphores, message queues; POSIX queues) and PID
+  namespace: when the worker ends, everything it started and created ends with it;
+- no capabilities, even when the harness runs as root (bwrap keeps them for root otherwise: a
+  remount would undo every read-only bind);
+- on MuJoCo, no network: no TCP, and no abstract unix socket of the host.
+The worker itself refuses the kernel keyring to train.py (harness.seccomp), sandbox or not.
 
 Isaac Lab runs bare: Isaac Sim writes caches under $HOME and talks to its asset server. There,
-containment rests on harness.proc's subreaper and detection on harness.integrity's file watch.
+containment rests on harness.proc's subreaper and detection on harness.integrity's file watch and
+harness.ipcwatch.
 """
 
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import shutil
 import subprocess
@@ -41,8 +51,8 @@ def _bwrap_works() -> str | None:
     exe = shutil.which("bwrap")
     if exe is None:
         return f"bwrap not found; {INSTALL_HINT}"
-    probe = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid",
-             "--die-with-parent", "true"]
+    probe = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-ipc",
+             "--cap-drop", "ALL", "--die-with-parent", "true"]
     try:
         p = subprocess.run(probe, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -68,8 +78,13 @@ def wrap(cmd: list[str], sandbox: Sandbox, root: Path, writable: Path, readable:
     if sandbox.kind != "bwrap":
         return cmd
     root, runs = Path(root).resolve(), Path(root).resolve() / "runs"
-    args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-pid", "--new-session",
-            "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--new-session",
+            "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/dev/shm", "--proc", "/proc",
+            "--tmpfs", "/tmp"]
+    if os.path.isdir("/run") and not os.path.islink("/run"):
+        args += ["--tmpfs", "/run"]  # its sockets (D-Bus, agents, docker) would connect even read-only
+    for dev in sorted(glob.glob("/dev/nvidia*")) + ["/dev/dri"]:  # a GPU backend's devices, only those
+        args += ["--dev-bind-try", dev, dev]
     for keep in dict.fromkeys([root, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()]):
         args += ["--ro-bind", str(keep), str(keep)]  # visible again, read-only, should they live under /tmp
     args += ["--tmpfs", str(runs)]

@@ -35,8 +35,10 @@ class Session:
         for rel, data in sources.items():
             (self.run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             (self.run_dir / rel).write_bytes(data)
-        self.guard = integrity.Guard(root, gitops.branch(root))
         self.sandbox = sandbox.choose(settings.backend)
+        # bare, a run could leave its weights in /dev/shm or SysV IPC: watched (a cluster node is not)
+        self.guard = integrity.Guard(root, gitops.branch(root),
+                                     watch_ipc=self.sandbox.kind != "bwrap" and not settings.cluster)
         self.remote = self.slot_plan = None
         if settings.cluster:
             from harness import cluster

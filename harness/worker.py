@@ -24,6 +24,7 @@ from pathlib import Path
 from harness import config
 from harness.proc import die_with_parent
 from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND
+from harness.seccomp import refuse_keyring_and_mqueue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +92,9 @@ def export(policy, path: Path) -> None:
 
 def main(argv=None) -> int:
     die_with_parent()
+    why = refuse_keyring_and_mqueue()  # first, while this process has one thread: its threads inherit it
+    if why:
+        print(f"harness: {why}; the kernel keyring and POSIX message queues stay open to train.py", flush=True)
     p = argparse.ArgumentParser()
     p.add_argument("--train", required=True)
     p.add_argument("--seed", type=int, required=True)

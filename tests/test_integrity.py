@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +40,7 @@ def _report(repo) -> dict:
 
 FORGED_ROW = """
 import os
+import socket
 from pathlib import Path
 _line = "\\t".join(["forged-run", "2026-01-01T00:00:00Z", "abcdef0", "keep", "0.0001", "-0.5", "0.1", "1.00",
                    "1", "0", "ok", "999", "300.0", "3", "1:0.0001", "", "mujoco", "300", "ok", "forged", "forged"])
@@ -150,6 +154,8 @@ def test_harness_swapped_during_scoring_is_never_recorded_as_ok(repo):
 IMPORT_TIME_WORK = """
 import evaluate
 import time
+import uuid
+from pathlib import Path
 
 time.sleep(12)         # "training" at import time, before train(ctx) is called
 
@@ -161,6 +167,8 @@ def train(ctx):
 RESETS_ITS_CLOCK = """
 import evaluate
 import time
+import uuid
+from pathlib import Path
 
 
 def train(ctx):
@@ -306,3 +314,209 @@ def test_journal_flags_foreign_rows_and_lists_missing_ones(tmp_path):
     assert check.foreign == [1] and check.missing == ["c\td"]
     journal.record_incumbent(path, BRANCH, "abc")
     assert journal.incumbent(path, BRANCH) == (True, "abc") and journal.incumbent(path, "other") == (False, None)
+
+
+# Each way one run could hand a later one its weights outside the seed folder: write(name, marker)
+# leaves the marker there, read(name, marker) says whether it is there, clean(name) removes it.
+CHANNELS = r'''
+import ctypes, os, platform, socket
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_rt = ctypes.CDLL("librt.so.1", use_errno=True)
+_KEYS = {"x86_64": (248, 250), "aarch64": (217, 219)}.get(platform.machine(), (-1, -1))  # add_key, keyctl
+_libc.shmat.restype = ctypes.c_void_p
+_libc.syscall.restype = ctypes.c_long
+
+
+def _path(where, name):
+    return Path(os.path.expanduser(where)) / f"{name}.weights"
+
+
+def _shm_key(name):
+    return int(name[-7:], 16)
+
+
+def _sock(addr, marker=None):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(2)
+        s.connect("\0" + addr[1:] if addr.startswith("@") else addr)   # @: an abstract address
+        held = s.makefile("rb").readline().strip().decode()
+        if marker is not None:
+            s.sendall(marker.encode())
+        return held
+
+
+def _key_search(ring, name):
+    return _libc.syscall(_KEYS[1], 10, ctypes.c_long(ring), b"user", name.encode(), 0)  # KEYCTL_SEARCH
+
+
+def write(channel, name, marker):
+    kind, _, where = channel.partition(":")
+    if kind == "file":
+        _path(where, name).write_text(marker)
+    elif kind == "sysv_shm":
+        i = _libc.shmget(_shm_key(name), 4096, 0o1000 | 0o600)                 # IPC_CREAT
+        assert i >= 0, os.strerror(ctypes.get_errno())
+        ctypes.memmove(_libc.shmat(i, None, 0), marker.encode(), len(marker))
+    elif kind == "mqueue":
+        q = _rt.mq_open(f"/{name}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None)
+        assert q >= 0 and _rt.mq_send(q, marker.encode(), len(marker), 0) == 0, os.strerror(ctypes.get_errno())
+    elif kind == "keyring":
+        assert _libc.syscall(_KEYS[0], b"user", name.encode(), marker.encode(), len(marker),
+                             ctypes.c_long(int(where))) > 0, os.strerror(ctypes.get_errno())
+    elif kind == "kmsg":
+        Path("/dev/kmsg").write_text(f"{marker}\n")
+    elif kind == "socket":
+        _sock(os.environ[where], marker)
+
+
+def read(channel, name, marker):
+    kind, _, where = channel.partition(":")
+    if kind == "file":
+        return _path(where, name).read_text() == marker
+    if kind == "sysv_shm":
+        i = _libc.shmget(_shm_key(name), 0, 0)
+        return i >= 0 and ctypes.string_at(_libc.shmat(i, None, 0o10000), len(marker)) == marker.encode()
+    if kind == "mqueue":
+        q, buf = _rt.mq_open(f"/{name}".encode(), os.O_RDONLY | os.O_NONBLOCK), ctypes.create_string_buffer(1 << 16)
+        return q >= 0 and _rt.mq_receive(q, buf, len(buf), None) > 0 and buf.value == marker.encode()
+    if kind == "keyring":
+        buf, k = ctypes.create_string_buffer(256), _key_search(int(where), name)
+        return k > 0 and _libc.syscall(_KEYS[1], 11, ctypes.c_long(k), buf, 256) > 0 and buf.value == marker.encode()
+    if kind == "kmsg":
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            while True:
+                try:
+                    if marker.encode() in os.read(fd, 8192):
+                        return True
+                except BrokenPipeError:  # records overwritten meanwhile
+                    continue
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+    if kind == "socket":
+        return _sock(os.environ[where]) == marker
+    raise ValueError(channel)
+
+
+def clean(channel, name):
+    kind, _, where = channel.partition(":")
+    if kind == "file":
+        _path(where, name).unlink(missing_ok=True)
+    elif kind == "sysv_shm" and _libc.shmget(_shm_key(name), 0, 0) >= 0:
+        _libc.shmctl(_libc.shmget(_shm_key(name), 0, 0), 0, None)             # IPC_RMID
+    elif kind == "mqueue":
+        _rt.mq_unlink(f"/{name}".encode())
+    elif kind == "keyring" and _key_search(int(where), name) > 0:
+        _libc.syscall(_KEYS[1], 9, ctypes.c_long(_key_search(int(where), name)), ctypes.c_long(int(where)))  # UNLINK
+'''
+
+# channel -> what lives there; "socket:" channels name the environment variable holding the address
+LEAK_CHANNELS = ["file:/dev/shm", "file:/tmp", "file:/var/tmp", "file:~/.cache", "sysv_shm", "mqueue",
+                 "keyring:-4", "keyring:-3", "kmsg", "socket:LEAK_ABSTRACT", "socket:LEAK_RUN"]
+
+LEAKS = "import evaluate\n" + CHANNELS + """
+
+def train(ctx):
+    import torch
+    name, marker = os.environ["LEAK_NAME"], "weights of " + os.environ["LEAK_NAME"]
+    caps = Path("/proc/self/status").read_text().split("CapEff:")[1].split()[0]
+    print(f"leak-{int(caps, 16):x}: capabilities", flush=True)   # what could undo the read-only binds
+    for channel in os.environ["LEAK_CHANNELS"].split():
+        try:
+            print("leak-seen:" if read(channel, name, marker) else "leak-unseen:", channel, flush=True)
+        except Exception as e:
+            print("leak-unseen:", channel, type(e).__name__, e, flush=True)
+    env = ctx.make_env(num_envs=2)
+    env.reset()
+    env.step(torch.zeros(2, 12))
+    for channel in os.environ["LEAK_CHANNELS"].split():   # save the weights for the next run
+        try:
+            write(channel, name, marker)
+        except Exception as e:
+            print("leak-refused:", channel, type(e).__name__, e, flush=True)
+""" + RETURN_STANDING_POLICY
+
+
+@pytest.fixture
+def keeper(tmp_path):
+    """A long-running daemon that hands each client what the previous one left (as ssh-agent, tmux or a
+    D-Bus service could), on an abstract socket and on a socket file under /run (or $XDG_RUNTIME_DIR)."""
+    run_dir = Path(os.environ.get("XDG_RUNTIME_DIR") or "/run")
+    addrs = {"LEAK_ABSTRACT": f"@autoresearch-{tmp_path.name}-{os.getpid()}"}
+    if os.access(run_dir, os.W_OK):
+        addrs["LEAK_RUN"] = str(run_dir / f"autoresearch-{os.getpid()}-{tmp_path.name}.sock")
+    held, stop, servers = [b""], threading.Event(), []
+    for addr in addrs.values():
+        s = socket.socket(socket.AF_UNIX)
+        s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
+        s.listen()
+        s.settimeout(0.2)
+        servers.append(s)
+
+    def serve(s):
+        while not stop.is_set():
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                conn.sendall(held[0] + b"\n")
+                data = b"".join(iter(lambda: conn.recv(4096), b""))
+                held[0] = data or held[0]
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    yield addrs
+    stop.set()
+    for t, s in zip(threads, servers):
+        t.join()
+        s.close()
+    if "LEAK_RUN" in addrs:
+        Path(addrs["LEAK_RUN"]).unlink(missing_ok=True)
+
+
+def _leak_report(repo, stdout: str) -> dict[str, str]:
+    log = (repo / "runs" / summary(stdout)["run_id"] / "seed1" / "train.log").read_text()
+    return {line.split()[1]: line.split(":")[0] for line in log.splitlines()
+            if line.startswith("leak-") and not line.startswith("leak-refused")}   # what run 2 found, not wrote
+
+
+@pytest.mark.parametrize("box", SANDBOXES)
+def test_weights_left_outside_the_seed_folder_never_reach_the_next_run_unseen(repo, keeper, box):
+    name = f"autoresearch-leak-{uuid.uuid4().hex[:7]}"
+    channels = [c for c in LEAK_CHANNELS if not c.startswith("socket:") or c.split(":")[1] in keeper]
+    env = {**_sandbox_env(box), **keeper, "LEAK_NAME": name, "LEAK_CHANNELS": " ".join(channels)}
+    ns: dict = {}
+    exec(CHANNELS, ns)
+    commit_train(repo, LEAKS, "save the weights outside the seed folder, load them next time")
+    try:
+        first = run_cmd(repo, "train.py", "--smoke", env=env)
+        second = run_cmd(repo, "train.py", "--smoke", env=env)
+    finally:
+        for channel in channels:
+            try:
+                ns["clean"](channel, name)
+            except OSError:
+                pass
+    assert first.returncode == 0 and second.returncode == 0, first.stdout + second.stdout
+    seen = _leak_report(repo, second.stdout)
+    caps = seen.pop("capabilities")
+    assert set(seen) == set(channels), seen                   # every channel was tried
+    reasons = [summary(p.stdout)["reason"] for p in (first, second)]
+    read_back = [f"{c}: the second run read the first run's weights" for c in channels if seen[c] == "leak-seen"]
+    if box == "bwrap":                                        # prevented: nothing of run 1 is there
+        held = [f"capabilities: the sandboxed worker holds {caps[5:]} (a remount undoes read-only)"] * (caps != "leak-0")
+        assert not read_back + held, "\n".join(read_back + held)
+    else:                                                     # no sandbox: detected and never kept ...
+        for channel, what in (("file:/dev/shm", f"/dev/shm/{name}.weights"), ("sysv_shm", "SysV shm")):
+            assert seen[channel] == "leak-seen", f"{channel}: the fixture failed to use it"
+            for which, reason in zip(("first", "second"), reasons):
+                assert what in reason, f"{channel}: the {which} run was not flagged: {reason}"
+        refused = ("mqueue", "keyring:-4", "keyring:-3")          # ... or refused in every worker
+        assert not [r for r in read_back if r.startswith(refused)], "\n".join(read_back)
