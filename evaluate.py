@@ -16,6 +16,9 @@ Commands:
     uv run evaluate.py score <run_dir | seed_dir | policy.pt2>   re-score a saved policy (on the task it was scored on;
                                                                  --task flat|rough to choose)
     uv run evaluate.py <path>                                    the same
+    uv run evaluate.py diagnose <run_dir | seed_dir | policy.pt2>
+                                                                 re-score, and say where the error comes from:
+                                                                 falls, command switches, steady walking, command types
     uv run evaluate.py apply                                     apply the last verdict with git
     uv run evaluate.py floor [--seeds N] [--rerun K ...]          the incumbent on the seeds it lacks (the noise
                                                                  floor); --rerun drops seed K's scores, runs it again
@@ -84,15 +87,16 @@ def _script_being_launched() -> Path | None:
     return path
 
 
-def _score(argv) -> int:
+def _score(argv, diagnose: bool = False) -> int:
     from harness import summary
+    from harness.diagnose import report_lines, summary_values
     from harness.backends import default_device
     from harness.display import Display
     from harness.config import TASKS
     from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEVICES, scored_task
     from harness.scoring import EvalError, run_evaluation
 
-    p = argparse.ArgumentParser(prog="uv run evaluate.py score")
+    p = argparse.ArgumentParser(prog=f"uv run evaluate.py {'diagnose' if diagnose else 'score'}")
     p.add_argument("path", help="a run folder, a seed folder, or a policy artifact")
     p.add_argument("--task", choices=TASKS, default=None, help="default: the task each policy was scored on")
     p.add_argument("--backend", default=DEFAULT_BACKEND)
@@ -125,13 +129,16 @@ def _score(argv) -> int:
                 scores.append(None)
                 continue
             scores.append(m)
+            if diagnose:
+                for line in report_lines(m):
+                    display.line(line)
     ok = [m for m in scores if m]
     if not ok:
         return 1
     values = {k: sum(m[k] for m in ok) / len(ok) for k in ("vel_err", "standing_still", "yaw_err", "survival",
                                                              "torque", "power", "foot_slip")}
     display.summary(summary.block(summary.SCORE_KEYS, {
-        **values, "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
+        **values, **summary_values([m["breakdown"] for m in ok]), "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
         "seed_scores": ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores),
         "task": ",".join(sorted({m["task"] for m in ok})), "backend": args.backend,
     }))
@@ -155,8 +162,8 @@ def main(argv=None) -> int:
         from harness.video import main as video_main
 
         return video_main(rest)
-    if command == "score":
-        return _score(rest)
+    if command in ("score", "diagnose"):
+        return _score(rest, diagnose=command == "diagnose")
     if command == "run":
         from harness.experiment import main as experiment_main
 

@@ -4,6 +4,8 @@
     uv run python benchmarks/noise.py --import-run runs/<run_id>          # add a `uv run train.py` run's seeds
     uv run python benchmarks/noise.py --rescore                          # score saved policies on today's panel
     uv run python benchmarks/noise.py --summary                          # the figures from the file so far
+    uv run python benchmarks/noise.py --seeds 1 2 3 4 --budget 600       # the same at another budget
+    uv run python benchmarks/noise.py --summary --budget 300 600         # each budget's figures and verdicts/h
 
 Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
 in the sandbox for the budget, then the separate scoring process scores the policy. Rows are
@@ -12,9 +14,10 @@ steps/s, training seconds, the load average before the run, the CPU share other 
 during it: harness.load, the panel size it was scored on), so the data outlives the run. Take it on
 a quiet machine: anything else running changes steps/s and the score. --rescore scores every saved
 policy again on the harness's current panel (the score at run time stays in vel_err_at_run).
---summary prints, over the runs scored on the current panel, the seed sd (first run of each seed)
-and the same-seed repeat sd (pooled over seeds run more than once); tests/test_verdict.py drives
-its simulated nights with the same figures (noise_model).
+--summary prints, over the runs of one budget scored on the current panel, the seed sd (first run
+of each seed) and the same-seed repeat sd (pooled over seeds run more than once), then what a night
+gets from them: simulated nights (simulate) under the verdict rule, keep rates and verdicts per hour.
+tests/test_verdict.py drives its simulated nights with the same figures (noise_model, simulate).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import csv
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -33,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import config, sandbox, scoring, seedrun  # noqa: E402
+from harness import config, sandbox, scoring, seedrun, verdict  # noqa: E402
 from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
 from harness.settings import Settings  # noqa: E402
 
@@ -110,11 +114,12 @@ def rescore() -> None:
         w.writerows(rows)
 
 
-def noise_model(rows: list[dict] | None = None) -> dict:
-    """The noise figures over the runs scored on the current panel: mean vel_err of the first run of
-    each seed, its sd (one run's total spread), the pooled same-seed repeat sd, and the seed part
+def noise_model(rows: list[dict] | None = None, budget: float = DEFAULT_BUDGET_S) -> dict:
+    """The noise figures over the runs of `budget` scored on the current panel: mean vel_err of the first
+    run of each seed, its sd (one run's total spread), the pooled same-seed repeat sd, and the seed part
     (what repeats do not explain)."""
-    rows = [r for r in (read_rows() if rows is None else rows) if r["panel_episodes"] == str(config.PANEL_EPISODES)]
+    rows = [r for r in (read_rows() if rows is None else rows)
+            if r["panel_episodes"] == str(config.PANEL_EPISODES) and float(r["budget_s"]) == budget]
     by_seed: dict[int, list[float]] = {}
     for r in rows:
         by_seed.setdefault(int(r["seed"]), []).append(float(r["vel_err"]))
@@ -129,22 +134,76 @@ def noise_model(rows: list[dict] | None = None) -> dict:
             "steps_per_s": [float(r["steps_per_s"]) for r in rows]}
 
 
-def summary() -> None:
-    n = noise_model()
-    print(f"panel {config.PANEL_EPISODES} episodes: {n['runs']} runs, {n['seeds']} seeds, "
+def simulated_night(rng: random.Random, level: float, seed_rel: float, rep_rel: float, gain: float,
+                    same_code: bool, wave: int = 1, floor_seeds: int = verdict.MAX_SEEDS):
+    """One experiment against an incumbent measured on `floor_seeds` seeds up front (evaluate.py floor;
+    a seed past those is re-run beside the candidate's), its seeds run `wave` at once (harness.slots).
+    A run scores mean * (1 + seed_rel * z_seed + rep_rel * z_repeat); the candidate's mean is
+    level * (1 - gain). Identical code shares the seed's draw; other code gets its own.
+    Returns (kept, seeds, waves, incumbent seeds re-run)."""
+    n = verdict.MAX_SEEDS
+    z_seed = [rng.gauss(0, 1) for _ in range(n)]
+    inc = [level * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) for z in z_seed]
+    mean_c, diffs = level * (1 - gain), []
+    for k in range(n):
+        z = z_seed[k] if same_code else rng.gauss(0, 1)
+        diffs.append(mean_c * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) - inc[k])
+        if (k + 1) % wave and k + 1 < n:
+            continue
+        d = verdict.decide(diffs, inc[:max(floor_seeds, k + 1)], wave=wave)
+        if d.final:
+            return d.action == verdict.KEEP, k + 1, -(-(k + 1) // wave), max(0, k + 1 - floor_seeds)
+    raise AssertionError("the rule must decide by MAX_SEEDS")
+
+
+def simulate(n: int, seed: int, **kw) -> tuple[float, float, float, float]:
+    """(keep rate, mean seeds per verdict, mean waves per verdict, mean incumbent re-runs) over n simulated
+    experiments."""
+    rng = random.Random(seed)
+    outcomes = [simulated_night(rng, **kw) for _ in range(n)]
+    return tuple(sum(o[i] for o in outcomes) / n for i in range(4))
+
+
+def summary(budget: float = DEFAULT_BUDGET_S) -> None:
+    n = noise_model(budget=budget)
+    if not n["runs"]:
+        print(f"budget {budget:g} s: no runs on the {config.PANEL_EPISODES}-episode panel")
+        return
+    print(f"budget {budget:g} s, panel {config.PANEL_EPISODES} episodes: {n['runs']} runs, {n['seeds']} seeds, "
           f"mean vel_err {n['level']:.4f}")
     print(f"one run's sd (first run of each seed): {n['total_sd']:.4f} ({n['total_sd'] / n['level']:.1%} of the mean)")
     print(f"same-seed repeat sd (pooled, {n['repeat_dof']} dof): {n['repeat_sd']:.4f}; "
           f"seed part: {n['seed_sd']:.4f}")
     rates = n["steps_per_s"]
     print(f"steps/s: median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
+    # a seed's wall time: the budget plus start-up and scoring, as measured at 300 s on 2 cores
+    seed_s = budget + SEED_OVERHEAD_S
+    # with no repeats at this budget, the repeat sd is taken as the same share of the score as at 300 s
+    rep_rel = (n["repeat_sd"] / n["level"]) if n["repeat_dof"] else _rep_rel_300()
+    seed_rel = math.sqrt(max((n["total_sd"] / n["level"]) ** 2 - rep_rel**2, 0.0))
+    for floor in (verdict.MAX_SEEDS, verdict.MIN_FLOOR_SEEDS):
+        print(f"  simulated verdicts, the incumbent measured on {floor} seeds up front:")
+        for name, gain in (("equal but different code", 0.0), ("20 % better", 0.2)):
+            rate, seeds, _, reruns = simulate(10_000 if gain == 0 else 4000, 7, level=n["level"], seed_rel=seed_rel,
+                                              rep_rel=rep_rel, gain=gain, same_code=False, floor_seeds=floor)
+            print(f"    {name:<25} kept {rate:6.2%}   {seeds:.2f} seeds a verdict (+{reruns:.2f} incumbent re-runs "
+                  f"the first time)   {3600 / (seeds * seed_s):.2f} verdicts/h")
+
+
+SEED_OVERHEAD_S = 30.0
+
+
+def _rep_rel_300() -> float:
+    n = noise_model()
+    return n["repeat_sd"] / n["level"]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="*", default=[])
     p.add_argument("--repeat", type=int, nargs="*", default=[], help="seeds to run once more afterwards")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S)
+    p.add_argument("--budget", type=float, nargs="+", default=[DEFAULT_BUDGET_S],
+                   help="training seconds per run (one value to run seeds; with --summary, each to summarise)")
     p.add_argument("--summary", action="store_true")
     p.add_argument("--rescore", action="store_true", help="score saved policies on the current panel")
     p.add_argument("--import-run", type=Path, help="a harness run folder (with experiment.json) to add")
@@ -154,7 +213,8 @@ def main() -> int:
     if a.rescore:
         rescore()
     if a.summary or a.import_run or a.rescore:
-        summary()
+        for budget in a.budget:
+            summary(budget)
         return 0
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
@@ -162,8 +222,8 @@ def main() -> int:
     folder.mkdir(parents=True)
     (folder / "train.py").write_bytes((ROOT / "train.py").read_bytes())
     for seed in [*a.seeds, *a.repeat]:
-        append({"commit": commit, **run_one(seed, repeats_so_far(commit, seed), a.budget, folder)})
-    summary()
+        append({"commit": commit, **run_one(seed, repeats_so_far(commit, seed), a.budget[0], folder)})
+    summary(a.budget[0])
     return 0
 
 

@@ -23,10 +23,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from harness import backends, config, gitops, integrity, proc, results, scoring, summary, verdict
+from harness import backends, config, diagnose, gitops, integrity, proc, results, scoring, summary, verdict
 from harness.display import Display
 from harness.results import KEPT, SeedResult, aggregate, make_row
-from harness.runs import ARTIFACT_NAME, RESULTS_FILE
+from harness.runs import ARTIFACT_NAME, DIFF_FILE, RESULTS_FILE
 from harness.seedrun import not_a_verdict
 from harness.session import Session
 from harness.settings import Settings, UsageError, add_run_options, make_settings
@@ -115,7 +115,9 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
     if inc:
         sources["incumbent/train.py"] = gitops.show(root, inc, train_rel)
     session = Session(root, settings, display, head_short, sources)
-    description = gitops.subject(root, head)
+    description = gitops.subject(root, head) if inc else f"baseline: {gitops.subject(root, head)}"
+    if inc:  # the night's record: what this experiment changed, kept even when git resets it
+        (session.run_dir / DIFF_FILE).write_text(gitops.git(root, "diff", inc, head, "--", train_rel) + "\n")
     display.line(f"experiment {session.run_id}: {head_short} \"{description}\" on {branch} ({settings.task}); "
                  f"incumbent {inc_short or 'none (this is the baseline)'}"
                  + (f"; SMOKE ({'; '.join(settings.smoke_why)})" if settings.smoke else ""))
@@ -203,7 +205,8 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         "row": row, "total_s": total_s,
     }
     values = {
-        **agg, "delta": delta, "incumbent": inc_short or None, "held_out": held_out,
+        **agg, **diagnose.summary_values([r.metrics["breakdown"] for r in cand if r.ok]),
+        "delta": delta, "incumbent": inc_short or None, "held_out": held_out,
         "held_out_gap": held_out - agg["vel_err"] if held_out is not None and agg["vel_err"] is not None else None,
         "noise_floor": measured if measured is not None else
         f"needs {verdict.MIN_FLOOR_SEEDS} seeds of the incumbent (run uv run evaluate.py floor)",
@@ -274,15 +277,21 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
     agg = aggregate(runs)
     reason = _unrecorded_if_modified(agg, harness_ok, reason)
     row = make_row(session.run_id, inc_short, status, agg, settings, harness_ok, reason, gitops.subject(root, inc))
-    if harness_ok and not settings.smoke:
+    recorded = harness_ok and not settings.smoke
+    if recorded:
         for r in ok:
             have.setdefault(r.seed, []).append(r.vel_err)
     all_scores = {k: sum(v) / len(v) for k, v in have.items()}
+    ran = f"seeds {', '.join(str(r.seed) for r in runs)} ({len(ok)} scored): " + (
+        "vel_err and seed_scores cover every seed of the incumbent, survival and falls these" if recorded and ok
+        else "not recorded, so every figure but seed_scores is theirs")
     measured = verdict.measured_floor(list(all_scores.values()))
     record = {"run_id": session.run_id, "kind": "floor", "incumbent": inc, "seeds": [asdict(r) for r in runs],
               "row": row, "scores": all_scores}
     values = {
-        **agg, "seeds": len(all_scores), "seed_scores": results.format_seed_scores(all_scores),
+        **agg, **diagnose.summary_values([r.metrics["breakdown"] for r in ok]),
+        "vel_err": sum(all_scores.values()) / len(all_scores) if recorded and ok else agg["vel_err"],
+        "seeds": len(all_scores), "seed_scores": results.format_seed_scores(all_scores), "ran": ran,
         "noise_floor": measured if measured is not None else f"needs {verdict.MIN_FLOOR_SEEDS} seeds (have {len(all_scores)})",
         "sigma_used": verdict.sigma_floor(list(all_scores.values())),
         "train_seconds": agg["train_s"], "total_seconds": time.monotonic() - t0, "task": settings.task,
@@ -295,17 +304,28 @@ def run_floor(root: Path, settings: Settings, n_seeds: int | None, display: Disp
     return session.close([row], record, values, summary.FLOOR_KEYS)
 
 
+def _last_experiment(root: Path, rows: list[dict]) -> dict | None:
+    """The latest experiment row of HEAD or of a commit below it (the next idea may already be committed on top)."""
+    for r in reversed(rows):
+        if r["status"] != "floor" and gitops.resolve(root, r["commit"]) and \
+                gitops.is_ancestor(root, r["commit"], "HEAD"):
+            return r
+    return None
+
+
 def apply_verdict(root: Path, display: Display) -> int:
-    """Apply the last experiment's verdict with git: keep -> nothing; discard/crash -> reset to the incumbent."""
+    """Apply the last experiment's verdict with git: keep -> nothing; discard/crash -> reset to the incumbent,
+    carrying over any commits made on top of the experiment while it ran."""
     gitops.check_repo(root)
     branch = gitops.branch(root)
     rows = integrity.reconcile(root, branch, display)
-    head_short = gitops.short(root, "HEAD")
-    last = next((r for r in reversed(rows) if r["commit"] == head_short and r["status"] != "floor"), None)
+    last = _last_experiment(root, rows)
     if last is None:
-        display.line(f"HEAD {head_short} has no experiment row in {RESULTS_FILE}: run `uv run train.py` first")
+        display.line(f"HEAD {gitops.short(root, 'HEAD')} has no experiment row in {RESULTS_FILE}: "
+                     "run `uv run train.py` first")
         return 1
-    status = last["status"]
+    head_short, status = last["commit"], last["status"]
+    newer = gitops.resolve(root, head_short) != gitops.head(root)   # commits on top: the next idea
     if status == "crash" and not_a_verdict(last["reason"]):
         display.line(f"{head_short} was not judged: {last['reason']}. Nothing to undo; run `uv run train.py` again "
                      "once the machine is quiet")
@@ -320,8 +340,19 @@ def apply_verdict(root: Path, display: Display) -> int:
     if inc is None:
         display.line(f"{status}: no kept commit on {branch} yet, nothing to reset to. Fix train.py, commit, run again.")
         return 1
+    inc_short = gitops.short(root, inc)
+    if newer:
+        failed = gitops.rebase_onto(root, inc, head_short)
+        if failed:
+            display.line(f"{status}: could not move the commits made on top of {head_short} onto the incumbent "
+                         f"{inc_short} ({failed}); nothing was changed. Reset by hand (git reset --hard {inc_short}) "
+                         "and commit your next idea again")
+            return 1
+        display.line(f"{status}: moved the commits made on top of {head_short} onto the incumbent {inc_short}; "
+                     f"{head_short} is gone from {branch}, its row stays in {RESULTS_FILE}")
+        return 0
     gitops.reset_hard(root, inc)
-    display.line(f"{status}: reset {branch} to the incumbent {gitops.short(root, inc)} "
+    display.line(f"{status}: reset {branch} to the incumbent {inc_short} "
                  f"(\"{gitops.subject(root, inc)}\"); {head_short}'s row stays in {RESULTS_FILE}")
     return 0
 

@@ -174,3 +174,13 @@ def restore_ref(root, ref: str, sha: str | None) -> None:
 
 def reset_hard(root, sha: str) -> None:
     git(root, "reset", "--hard", sha)
+
+
+def rebase_onto(root, onto: str, upstream: str) -> str | None:
+    """Move the commits after `upstream` onto `onto` (git rebase --onto): None, or git's complaint, the
+    branch left as it was."""
+    p = subprocess.run(["git", "rebase", "--onto", onto, upstream], cwd=root, capture_output=True, text=True)
+    if p.returncode == 0:
+        return None
+    git(root, "rebase", "--abort", check=False)
+    return " ".join((p.stderr or p.stdout).split())[:200]

@@ -117,7 +117,10 @@ class Guard:
             gitops.restore_ref(self.root, gitops.INCUMBENT_REF + self.branch, self.git_state[1])
             flags.append("the incumbent ref moved during the run (restored)")
         if head != self.git_state[0]:
-            flags.append(f"HEAD moved during the run ({self.git_state[0][:7]} -> {head[:7]})")
+            # the next idea committed on top while this one runs is fine; anything else is not
+            if not gitops.is_ancestor(self.root, self.git_state[0], head) or \
+                    gitops.harness_differs(self.root, self.git_state[0], head):
+                flags.append(f"HEAD moved during the run ({self.git_state[0][:7]} -> {head[:7]})")
             self.git_state = (head, self.git_state[1])
         self.flags += flags
         return flags

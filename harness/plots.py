@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from harness.results import KEPT, format_number as _fmt, kept_rows, number
+from harness.results import KEPT, format_number as _fmt, kept_rows, number, parse_seed_scores
 
 # One palette for every plot, so a keep looks like a keep everywhere.
 COLOR_KEEP = "#1b9e5a"
@@ -82,8 +82,12 @@ def _draw_progress(ax, rows: list[dict[str, str]], s: dict) -> None:
     scores = [number(r.get("vel_err")) for r in rows]
     status = [r.get("status", "") for r in rows]
     scored = [v for v in scores if v is not None]
-    # the y range follows the real experiments; a smoke run (short budget) may fall outside it
+    # every seed's own score (the row's vel_err is their mean): the scatter a verdict weighs
+    seed_pts = [(x, v) for x, r in zip(xs, rows) for v in parse_seed_scores(r.get("seed_scores") or "").values()
+                if isinstance(v, float)]
+    # the y range follows the real experiments and their seeds; a smoke run (short budget) may fall outside it
     ranged = [v for v, st in zip(scores, status) if v is not None and st != "smoke"] or scored
+    ranged += [v for (x, v) in seed_pts if status[x - 1] != "smoke"]
     still = _standing_still_error()
 
     # Running best: the incumbent's vel_err, stepping at each baseline/keep.
@@ -112,6 +116,9 @@ def _draw_progress(ax, rows: list[dict[str, str]], s: dict) -> None:
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], **kw)
 
+    if seed_pts:
+        ax.scatter([p[0] for p in seed_pts], [p[1] for p in seed_pts], s=10, color="#404040", alpha=0.4, lw=0,
+                   label="one seed's score", zorder=2)
     scatter(lambda st: st == "discard", s=26, color=COLOR_DISCARD, alpha=0.35, lw=0, label="discard", zorder=2)
     scatter(lambda st: st == "smoke", s=30, marker="^", color=COLOR_SMOKE, alpha=0.9, lw=0,
             label="smoke (never kept)", zorder=2)
@@ -156,7 +163,7 @@ def _draw_progress(ax, rows: list[dict[str, str]], s: dict) -> None:
 
     if len(rows) <= 40:
         ax.set_xticks(xs)
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9, ncols=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0, fontsize=8)  # outside: covers nothing
     if not scored:
         ax.text(0.5, 0.5, "no run has a score yet (every run crashed)", ha="center", va="center",
                 transform=ax.transAxes, fontsize=13, color=COLOR_CRASH)

@@ -15,6 +15,9 @@ The summary (printed, and as JSON with --json) uses these keys:
   best_commit     best.commit, or null
   improvement     baseline vel_err - best vel_err in m/s (positive = better), or null
   improvement_pct the same as a percentage of the baseline, or null
+  tried           [{run_id, commit, status, vel_err, delta, seed_scores, description, diff}] of every candidate row in
+                  order; diff: the changed lines of its candidate.diff (train.py against its incumbent), or []
+  best_breakdown  {falls, error_split} over the best run's seeds (harness.diagnose), or null
   kept_changes    [{run_id, commit, vel_err, held_out, delta, seeds, description}] in order; delta is the paired
                   difference against the incumbent of the time (negative = better); held_out is the vel_err
                   of the same seeds on a fresh panel with pushes, friction, mass and observation noise
@@ -38,16 +41,18 @@ import json
 import sys
 from pathlib import Path
 
-from harness import gitops, integrity
+from harness import diagnose, gitops, integrity
 from harness.config import DEFAULT_TASK
 from harness.plots import plot_progress
 from harness.results import ResultsError, format_number as _fmt, kept_rows, number, read_results
-from harness.runs import ARTIFACT_NAME, DEFAULT_BACKEND, DEFAULT_BUDGET_S, RESULTS_FILE, RUNS_DIR, best_seed_dir
+from harness.runs import (ARTIFACT_NAME, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DIFF_FILE, RESULTS_FILE, RUNS_DIR,
+                          best_seed_dir)
 from harness.verdict import MIN_FLOOR_SEEDS, incumbent_scores, noise_floor, sigma_floor
 
 PROGRESS_PNG = "progress.png"
 
 CANDIDATE_STATUSES = ("baseline", "keep", "discard", "crash")
+DIFF_LINES = 8                 # changed lines the terminal report shows per experiment
 
 
 # --- the summary -----------------------------------------------------------------------
@@ -92,6 +97,16 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
                 }
             )
 
+    tried = [
+        {
+            "run_id": r.get("run_id", ""), "commit": r.get("commit", ""), "status": r.get("status", ""),
+            "vel_err": number(r.get("vel_err")), "delta": number(r.get("delta")),
+            "seed_scores": r.get("seed_scores", ""), "description": r.get("description", ""),
+            "diff": _changed_lines(runs_dir / r.get("run_id", "") / DIFF_FILE),
+        }
+        for r in rows if r.get("status") in CANDIDATE_STATUSES
+    ]
+
     missing = []
     for r in rows:
         run_id = r.get("run_id", "")
@@ -100,10 +115,11 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
     if missing:
         warnings.append(f"{len(missing)} run folder(s) missing under {runs_dir} (skipped): {', '.join(missing)}")
 
-    best = None
+    best = best_breakdown = None
     if best_row is not None:
         policy = None
         run_dir = runs_dir / best_row.get("run_id", "")
+        best_breakdown = _breakdown(run_dir)
         if run_dir.is_dir():
             seed_dir = best_seed_dir(run_dir, best_row)
             policy = str(seed_dir / ARTIFACT_NAME) if seed_dir else None
@@ -161,6 +177,8 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
         "best_commit": best["commit"] if best else None,
         "improvement": improvement,
         "improvement_pct": improvement_pct,
+        "tried": tried,
+        "best_breakdown": best_breakdown,
         "kept_changes": kept_changes,
         "noise_floor": floor["measured"],
         "noise_floor_rule": floor["rule"],
@@ -185,6 +203,26 @@ def summarize(rows: list[dict[str, str]], results_path: Path, runs_dir: Path) ->
         "progress_png": None,
         "warnings": warnings,
     }
+
+def _changed_lines(diff_path: Path) -> list[str]:
+    """The + and - lines of a unified diff (no file headers), or [] when there is none."""
+    try:
+        text = diff_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+
+
+def _breakdown(run_dir: Path) -> dict | None:
+    """The summary's falls and error split over a run's scored seeds (their metrics.json), or None."""
+    found = []
+    for path in sorted(run_dir.glob("seed*/metrics.json")):
+        try:
+            found.append(json.loads(path.read_text())["breakdown"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return diagnose.summary_values(found) if found else None
+
 
 def _held(row: dict) -> str:
     """'   held-out 0.1400 (+0.0300)': the held-out score and its gap to the panel score, or ''."""
@@ -233,6 +271,17 @@ def format_summary(s: dict) -> str:
     elif best:
         lines.append(f"noise floor  - (measured from {MIN_FLOOR_SEEDS} seeds of the incumbent, it has {n}: `uv run evaluate.py floor`;"
                      f" the verdict assumes at least {_fmt(rule)})")
+    if s["best_breakdown"]:
+        lines.append(f"best's falls {s['best_breakdown']['falls']}")
+        lines.append(f"best's error {s['best_breakdown']['error_split']}   (uv run evaluate.py diagnose for more)")
+    if len(s["tried"]) > 1:
+        lines.append(f"tried        each experiment, and its change to train.py (runs/<run_id>/{DIFF_FILE})")
+        for t in s["tried"]:
+            lines.append(f"  {t['status']:<8} {_fmt(t['vel_err'])}  {_fmt(t['delta'], signed=True):>8}  {t['commit']:<8} "
+                         f"{t['description'][:60]}   seeds {t['seed_scores']}")
+            lines += [f"{'':>12}{ln[:100]}" for ln in t["diff"][:DIFF_LINES]]
+            if len(t["diff"]) > DIFF_LINES:
+                lines.append(f"{'':>12}(+{len(t['diff']) - DIFF_LINES} more changed lines)")
     if s["kept_changes"]:
         lines.append("kept changes (delta: paired vs the incumbent of the time, negative = better; held-out)")
         for k in s["kept_changes"]:

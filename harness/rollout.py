@@ -84,6 +84,7 @@ class Tracking:
         alive, cmd_xy = self.alive, s.command[:, :2]
         err = torch.where(alive, (cmd_xy - s.state.base_lin_vel[:, :2]).norm(dim=-1), cmd_xy.norm(dim=-1))
         self.sum += err.double().cpu()
+        self.last_err = err   # this step's charged error, for harness.diagnose
         self.steps += 1
         self.alive = alive & ~s.terminated.bool()
         return alive

@@ -1,7 +1,7 @@
 """Where an experiment's files live, and the fixed run settings every module names. Torch-free.
 
     results.tsv                      one row per experiment (harness.results), never tracked
-    runs/<run_id>/                   one experiment: train.py, experiment.json, incumbent/
+    runs/<run_id>/                   one experiment: train.py, candidate.diff, experiment.json, incumbent/
     runs/<run_id>/seed<k>/           one trained seed: policy.pt2, metrics.json, curves.csv, *.log
     runs/<run_id>/incumbent/seed<k>/ the incumbent re-run on the same seed
 
@@ -21,6 +21,7 @@ RESULTS_FILE = "results.tsv"
 RUNS_DIR = "runs"
 ARTIFACT_NAME = "policy.pt2"     # the exported policy in each seed folder (harness.artifact writes it)
 CURVES_FILE = "curves.csv"       # one row per ctx.log() call
+DIFF_FILE = "candidate.diff"     # an experiment's train.py change against its incumbent (git diff), kept after a reset
 
 BACKENDS = ("mujoco", "isaaclab")
 DEFAULT_BACKEND = "mujoco"

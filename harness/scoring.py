@@ -22,6 +22,8 @@ Metrics (every mean is over policy steps of every panel episode):
     dragged_leg  one foot touches on >= DRAGGED_CONTACT of the steps where the base moves >= MOVING_BASE
                  m/s (it never lifts: dragged), judged only if the base moves on >= MIN_WALKING_SHARE of them
     backwards    the base moves against the command (v . cmd_dir < -BACKWARDS_SPEED) on >= BACKWARDS_FRACTION
+  breakdown   where the error comes from: falls, command switches, steady walking, command types
+              (harness.diagnose)
 
 The held-out check (--held-out) draws its commands and start headings here, from a fresh random
 seed (written as panel_seed; --seed replays it), so neither training nor the agent can know them.
@@ -108,6 +110,7 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
     import torch
 
     from harness import artifact, backends, config
+    from harness.diagnose import Breakdown
     from harness.panel import make_panel
     from harness.rollout import EVAL_ENV_SEED, NonFiniteActions, Tracking, eval_options, panel_rollout
 
@@ -124,11 +127,12 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
     stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
              "foot_contact_steps": torch.zeros(4, dtype=torch.float64),
              "walking_contact_steps": torch.zeros(4, dtype=torch.float64)}
-    track = Tracking(E, device)
+    track, breakdown = Tracking(E, device), Breakdown(panel)
     try:
         for s in panel_rollout(policy, env, panel, steps, device):
             step, cmd, state = s.step, s.command, s.state
             alive = track.add(s)
+            breakdown.add(step, track.last_err, alive, s.terminated)
             cmd_xy = cmd[:, :2]
             cmd_speed = cmd_xy.norm(dim=-1)
             v_xy = state.base_lin_vel[:, :2]
@@ -181,6 +185,7 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
             "backwards_fraction": round(stats["backwards_steps"] / max(stats["moving_steps"], 1), 4),
         },
         "standing_still": float(sums["still"]) / n,
+        "breakdown": breakdown.result(vel, track.alive),
         "episodes": E,
         "steps": steps,
         "task": task,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from harness import slots, verdict
 from harness.backends import default_device
-from harness.config import TASKS
+from harness.config import DEFAULT_TASK, TASKS
 from harness.runs import BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DEVICES
 
 SMOKE_BUDGET_S = 20.0
@@ -39,7 +39,7 @@ class Settings:
     resources: str = ""             # what one seed runs on; scores are paired only within the same
     cluster: str | None = None      # a Ray address (--cluster), or None: this machine
     slot_cpus: int = 0              # CPUs per slot (on a cluster, the Ray task's num_cpus)
-    task: str | None = None         # --task until the orchestrator settles the branch's (experiment.choose_task)
+    task: str | None = DEFAULT_TASK  # the branch's (experiment.choose_task settles it; None: no --task given)
 
     @property
     def smoke(self) -> bool:

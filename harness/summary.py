@@ -5,18 +5,22 @@ each number is written, in one place. `vel_err` always comes first.
 from __future__ import annotations
 
 RUN_KEYS = (
-    "vel_err", "standing_still", "delta", "held_out", "held_out_gap", "noise_floor", "yaw_err", "survival", "torque",
+    "vel_err", "standing_still", "delta", "held_out", "held_out_gap", "noise_floor", "yaw_err", "survival", "falls",
+    "error_split", "torque",
     "foot_slip", "gait", "seeds", "seed_scores", "incumbent", "train_seconds", "startup_seconds", "total_seconds", "env_steps",
     "steps_per_second", "peak_mem_mb", "task", "backend", "device", "budget_s", "slots", "resources", "harness", "sandbox",
     "run_id", "commit", "verdict", "reason", "next",
 )
 FLOOR_KEYS = (
-    "vel_err", "standing_still", "noise_floor", "sigma_used", "seeds", "seed_scores", "survival", "train_seconds",
+    "vel_err", "standing_still", "noise_floor", "sigma_used", "seeds", "seed_scores", "ran", "survival", "falls",
+    "error_split",
+    "train_seconds",
     "total_seconds", "task", "backend", "slots", "resources", "harness", "sandbox", "run_id", "commit", "verdict", "reason",
     "next",
 )
 SCORE_KEYS = (
-    "vel_err", "standing_still", "yaw_err", "survival", "torque", "power", "foot_slip", "gait", "policies",
+    "vel_err", "standing_still", "yaw_err", "survival", "falls", "error_split", "torque", "power", "foot_slip", "gait",
+    "policies",
     "seed_scores", "task", "backend",
 )
 # decimals of each float; any other value is printed as it is

@@ -240,6 +240,8 @@ def test_paired_incumbent_rerun_from_git_show(tmp_path):
     run_dir = repo / "runs" / row["run_id"]
     inc_source = (run_dir / "incumbent" / "train.py").read_text()
     assert "reward=0.0" in inc_source and "reward=1.0" not in inc_source   # the incumbent's own train.py
+    diff = (run_dir / "candidate.diff").read_text()                        # what the candidate changed, kept
+    assert "-        ctx.log(2 * (i + 1), reward=0.0" in diff and "+        ctx.log(2 * (i + 1), reward=1.0" in diff
 
     # the noise-floor command re-runs the incumbent on a seed it has no (comparable) score for
     f = run_cmd(repo, "evaluate.py", "floor", "--seeds", "1", "--smoke")
@@ -371,3 +373,65 @@ def test_floor_measures_every_missing_seed_and_rerun_drops_a_bad_score(repo, mon
     assert list(results.parse_seed_scores(again["seed_scores"])) == [2]
     scores = verdict.incumbent_runs(rows(repo), inc[:7], "mujoco", 2.0)
     assert len(scores[1]) == 1 and scores[2] == [results.parse_seed_scores(again["seed_scores"])[2]]
+
+
+WALKS_FOR_THE_BUDGET = """
+import evaluate
+
+
+def train(ctx):
+    import torch
+
+    env = ctx.make_env(num_envs=2)
+    env.reset()
+    steps = 0
+    while not ctx.time_up():
+        env.step(torch.zeros(2, 12))
+        steps += 2
+        ctx.log(steps, reward=0.0, vel_err=0.5)
+""" + RETURN_STANDING_POLICY
+
+
+def test_committing_the_next_idea_while_a_floor_runs_is_safe(tmp_path, monkeypatch):
+    """program.md tells the agent it may commit its next idea while the floor (or a run) goes on: the floor's
+    scores still count. A commit that touches the harness is still flagged."""
+    import io
+    import threading
+    import time
+
+    from conftest import FAST_ENV
+    from harness import experiment, integrity, results
+    from harness.display import Display
+    from harness.settings import Settings
+
+    repo = make_repo(tmp_path / "repo", WALKS_FOR_THE_BUDGET)
+    for k, v in FAST_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(repo)
+    inc = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", inc)
+
+    def commit_when_training():
+        deadline = time.monotonic() + 120
+        while not list((repo / "runs").glob("*/seed1/train.log")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        commit_train(repo, WALKS_FOR_THE_BUDGET.replace("vel_err=0.5", "vel_err=0.4"), "the next idea")
+
+    committer = threading.Thread(target=commit_when_training)
+    committer.start()
+    s = Settings("mujoco", "cpu", 4.0, smoke_why=[], max_seeds=2)
+    assert experiment.run_floor(repo, s, 1, Display(io.StringIO())) == 0
+    committer.join()
+    floor = rows(repo)[-1]
+    assert gitops.subject(repo, "HEAD") == "the next idea"
+    assert floor["status"] == "floor" and floor["harness"] == "ok", floor
+    assert floor["reason"] == "noise-floor re-run of the incumbent"     # no flag: the scores count
+    assert list(verdict.incumbent_runs(rows(repo), inc[:7], "mujoco", 4.0)) == [1]
+
+    guard = integrity.Guard(repo, "autoresearch/test")
+    seed_dir = repo / "runs" / "x" / "seed1"
+    before = guard.snapshot(seed_dir)
+    (repo / "harness" / "display.py").write_text((repo / "harness" / "display.py").read_text() + "\n# edited\n")
+    git(repo, "commit", "-q", "-am", "a harness change")
+    assert any(f.startswith("HEAD moved during the run") for f in guard.check(before, seed_dir))
+    assert results.read_results(repo / "results.tsv")[-1] == floor

@@ -130,3 +130,43 @@ def test_apply_without_row_or_incumbent_says_what_to_do(repo):
     out = io.StringIO()
     assert experiment.apply_verdict(repo, Display(out, tty=False)) == 1
     assert "no kept commit" in out.getvalue()
+
+
+def test_apply_carries_the_next_idea_committed_during_the_run(repo):
+    """The agent committed its next idea on top while the experiment ran: a discard moves that commit onto the
+    incumbent; a keep leaves it on top; one that cannot move leaves everything as it was."""
+    import io
+
+    from harness import experiment
+    from harness.display import Display
+
+    base = gitops.head(repo)
+    gitops.set_incumbent(repo, "autoresearch/test", base)
+    cand = commit_train(repo, "# candidate\n", "candidate")
+    _append(repo, cand, "discard")
+    (repo / "notes.txt").write_text("next idea\n")
+    git(repo, "add", "notes.txt")
+    git(repo, "commit", "-q", "-m", "next idea")
+    out = io.StringIO()
+    assert experiment.apply_verdict(repo, Display(out, tty=False)) == 0
+    assert "moved the commits made on top of" in out.getvalue()
+    assert git(repo, "rev-parse", "HEAD^") == base                       # the next idea, now on the incumbent
+    assert git(repo, "log", "-1", "--format=%s") == "next idea"
+    assert "# candidate" not in (repo / "train.py").read_text() and (repo / "notes.txt").exists()
+
+    cand = commit_train(repo, "# kept\n", "kept one")
+    gitops.set_incumbent(repo, "autoresearch/test", gitops.head(repo))
+    _append(repo, cand, "keep")
+    top = commit_train(repo, "# kept\n# and more\n", "on top of a keep")
+    out = io.StringIO()
+    assert experiment.apply_verdict(repo, Display(out, tty=False)) == 0
+    assert "stays" in out.getvalue() and gitops.short(repo, "HEAD") == top
+
+    cand = commit_train(repo, "# tried\n", "tried")
+    _append(repo, cand, "discard")
+    commit_train(repo, "# tried\n# and built on it\n", "needs the discarded change")   # conflicts without it
+    before = gitops.head(repo)
+    out = io.StringIO()
+    assert experiment.apply_verdict(repo, Display(out, tty=False)) == 1
+    assert "could not move" in out.getvalue() and gitops.head(repo) == before
+    assert git(repo, "status", "--porcelain") == ""

@@ -13,7 +13,7 @@ from harness.results import COLUMNS
 
 JSON_KEYS = {
     "results", "rows", "experiments", "kept", "discarded", "crashed", "floor", "smoke", "baseline", "best",
-    "best_commit", "improvement", "improvement_pct", "kept_changes", "noise_floor", "noise_floor_rule",
+    "best_commit", "improvement", "improvement_pct", "tried", "best_breakdown", "kept_changes", "noise_floor", "noise_floor_rule",
     "noise_floor_seeds", "compute", "crashes", "last", "missing_runs", "progress_png", "warnings", "foreign_rows",
 }
 
@@ -255,3 +255,27 @@ def test_read_curves_turns_blanks_and_garbage_into_nan(tmp_path):
     assert table["env_steps"] == [100.0, 200.0]
     assert table["reward"][0] == 0.5 and math.isnan(table["reward"][1])
     assert math.isnan(table["rew/x"][0]) and table["rew/x"][1] == 0.25
+
+
+def test_every_experiment_is_listed_with_its_change_and_the_best_with_its_falls(tmp_path, capsys):
+    results, rows = night(tmp_path)
+    runs = tmp_path / "runs"
+    (runs / rows[1]["run_id"] / "candidate.diff").write_text(
+        "diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n"
+        "-LEARNING_RATE = 1e-3\n+LEARNING_RATE = 3e-4\n")
+    breakdown = {"share": {"after_fall": 0.3, "switch_0_0.5s": 0.2, "switch_0.5_2s": 0.1, "steady": 0.4},
+                 "falls": 5, "falls_since_switch": {"0-0.5s": 1, "0.5-2s": 3, "2s+": 1}}
+    for seed in (1, 2, 3):
+        (runs / rows[3]["run_id"] / f"seed{seed}" / "metrics.json").write_text(json.dumps({"breakdown": breakdown}))
+    rc, out, _ = run_report(capsys, results, "--json")
+    s = json.loads(out)
+    assert [t["status"] for t in s["tried"]] == ["baseline", "discard", "crash", "keep", "discard"]
+    assert s["tried"][1]["diff"] == ["-LEARNING_RATE = 1e-3", "+LEARNING_RATE = 3e-4"] and s["tried"][2]["diff"] == []
+    assert s["best_breakdown"]["falls"].startswith("15 over 3 seed(s), 12 of them within 2 s")
+    rc, out, _ = run_report(capsys, results)
+    assert rc == 0
+    lines = out.splitlines()
+    at = next(i for i, ln in enumerate(lines) if "lower lr" in ln)
+    assert lines[at + 1].strip() == "-LEARNING_RATE = 1e-3" and lines[at + 2].strip() == "+LEARNING_RATE = 3e-4"
+    assert "seeds 1:0.3500" in lines[at]
+    assert any(ln.startswith("best's error after_fall 30%") for ln in lines)

@@ -130,7 +130,7 @@ def test_a_rough_run_trains_on_the_task_and_records_it(tmp_path):
     s = summary(p.stdout)
     assert s["task"] == "rough" and s["verdict"] == "smoke"
     (row,) = rows(repo)
-    assert row["task"] == "rough"
+    assert row["task"] == "rough" and row["description"] == "baseline: baseline"   # the commit's subject, marked
     run_dir = repo / "runs" / row["run_id"]
     assert "TASK rough" in (run_dir / "seed1" / "train.log").read_text()
     assert json.loads((run_dir / "seed1" / "metrics.json").read_text())["task"] == "rough"

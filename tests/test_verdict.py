@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -82,43 +81,23 @@ def test_held_out_worse_only_beyond_its_noise():
 SECONDS_PER_SEED = 330.0   # 300 s of training + start-up + scoring, as measured on 2 cores
 
 
-def measured_noise() -> tuple[float, float, float]:
-    """(mean vel_err, seed sd, repeat sd) of the runs in benchmarks/noise_runs.tsv scored on today's panel,
-    as `benchmarks/noise.py --summary` prints them."""
+def _noise_module():
     spec = importlib.util.spec_from_file_location("noise", Path(__file__).resolve().parents[1] / "benchmarks" / "noise.py")
     noise = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(noise)
+    return noise
+
+
+noise = _noise_module()
+_keep_rate = noise.simulate   # simulated nights: (keep rate, seeds per verdict, waves per verdict)
+
+
+def measured_noise() -> tuple[float, float, float]:
+    """(mean vel_err, seed sd, repeat sd) of the 300 s runs in benchmarks/noise_runs.tsv scored on today's
+    panel, as `benchmarks/noise.py --summary` prints them."""
     n = noise.noise_model()
     assert n["seeds"] >= 5 and n["repeat_dof"] >= 2, f"benchmarks/noise_runs.tsv has too few runs on this panel: {n}"
     return n["level"], n["seed_sd"], n["repeat_sd"]
-
-
-def _night(rng: random.Random, level: float, seed_rel: float, rep_rel: float, gain: float, same_code: bool,
-           wave: int = 1):
-    """One experiment against an incumbent measured on every seed up front (evaluate.py floor), its
-    seeds run `wave` at once (harness.slots). A run scores mean * (1 + seed_rel * z_seed + rep_rel *
-    z_repeat); the candidate's mean is level * (1 - gain). Identical code shares the seed's draw;
-    other code gets its own. Returns (kept, seeds, waves)."""
-    n = verdict.MAX_SEEDS
-    z_seed = [rng.gauss(0, 1) for _ in range(n)]
-    inc = [level * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) for z in z_seed]
-    mean_c, diffs = level * (1 - gain), []
-    for k in range(n):
-        z = z_seed[k] if same_code else rng.gauss(0, 1)
-        diffs.append(mean_c * (1 + seed_rel * z + rep_rel * rng.gauss(0, 1)) - inc[k])
-        if (k + 1) % wave and k + 1 < n:
-            continue
-        d = decide(diffs, inc, wave=wave)
-        if d.final:
-            return d.action == KEEP, k + 1, -(-(k + 1) // wave)
-    raise AssertionError("the rule must decide by MAX_SEEDS")
-
-
-def _keep_rate(n: int, seed: int, **kw) -> tuple[float, float, float]:
-    """(keep rate, mean seeds per verdict, mean waves per verdict) over n simulated experiments."""
-    rng = random.Random(seed)
-    outcomes = [_night(rng, **kw) for _ in range(n)]
-    return tuple(sum(o[i] for o in outcomes) / n for i in range(3))
 
 
 def test_simulated_nights_meet_the_error_rates():
@@ -136,7 +115,7 @@ def test_simulated_nights_meet_the_error_rates():
         ("20 % better, 3x noise", 3, 0.2, False, None),
     ]
     for i, (name, scale, gain, same, at_most) in enumerate(cases):
-        rate, seeds, _ = _keep_rate(20_000 if at_most else 4_000, 100 + i, level=level, seed_rel=scale * seed_rel,
+        rate, seeds, *_ = _keep_rate(20_000 if at_most else 4_000, 100 + i, level=level, seed_rel=scale * seed_rel,
                                  rep_rel=scale * rep_rel, gain=gain, same_code=same)
         print(f"{name:<40}{rate:>8.2%}{seeds:>15.2f}{3600 / (seeds * SECONDS_PER_SEED):>12.2f}")
         if at_most is not None:
@@ -187,7 +166,7 @@ def test_simulated_nights_in_waves_keep_the_error_rates(wave):
     for i, (name, scale, gain, at_most) in enumerate([("equal but different code", 1, 0.0, 0.01),
                                                       ("equal but different code, 3x noise", 3, 0.0, 0.01),
                                                       ("20 % better", 1, 0.2, None)]):
-        rate, seeds, waves = _keep_rate(10_000 if at_most else 4_000, 200 + 10 * wave + i, level=level,
+        rate, seeds, waves, _ = _keep_rate(10_000 if at_most else 4_000, 200 + 10 * wave + i, level=level,
                                         seed_rel=scale * seed_rel, rep_rel=scale * rep_rel, gain=gain,
                                         same_code=False, wave=wave)
         print(f"{'':<14}{name:<34}{rate:>8.2%}{seeds:>15.2f}{waves:>15.2f}")
@@ -198,3 +177,4 @@ def test_simulated_nights_in_waves_keep_the_error_rates(wave):
             one_at_a_time = _keep_rate(4_000, 200 + 10 * wave + i, level=level, seed_rel=seed_rel, rep_rel=rep_rel,
                                        gain=gain, same_code=False)[1]
             assert waves <= one_at_a_time / 1.5, "a verdict must take far fewer rounds of runs than seeds"
+
