@@ -42,6 +42,7 @@ from harness.runs import ARTIFACT_NAME, DEFAULT_BUDGET_S  # noqa: E402
 from harness.settings import Settings  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "noise_runs.tsv"
+SEED_OVERHEAD_S = 30.0   # start-up and scoring beside each seed's budget, as measured on 2 cores
 FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps_per_s", "train_s",
           "load_before", "budget_s", "run_dir", "foreign_share", "panel_episodes", "vel_err_at_run"]
 
@@ -176,21 +177,20 @@ def summary(budget: float = DEFAULT_BUDGET_S) -> None:
           f"seed part: {n['seed_sd']:.4f}")
     rates = n["steps_per_s"]
     print(f"steps/s: median {statistics.median(rates):.0f}, min {min(rates):.0f}, max {max(rates):.0f}")
-    # a seed's wall time: the budget plus start-up and scoring, as measured at 300 s on 2 cores
     seed_s = budget + SEED_OVERHEAD_S
     # with no repeats at this budget, the repeat sd is taken as the same share of the score as at 300 s
     rep_rel = (n["repeat_sd"] / n["level"]) if n["repeat_dof"] else _rep_rel_300()
     seed_rel = math.sqrt(max((n["total_sd"] / n["level"]) ** 2 - rep_rel**2, 0.0))
     for floor in (verdict.MAX_SEEDS, verdict.MIN_FLOOR_SEEDS):
         print(f"  simulated verdicts, the incumbent measured on {floor} seeds up front:")
-        for name, gain in (("equal but different code", 0.0), ("20 % better", 0.2)):
-            rate, seeds, _, reruns = simulate(10_000 if gain == 0 else 4000, 7, level=n["level"], seed_rel=seed_rel,
-                                              rep_rel=rep_rel, gain=gain, same_code=False, floor_seeds=floor)
+        for name, scale, gain in (("equal but different code", 1, 0.0), ("the same, 3x the noise", 3, 0.0),
+                                  ("20 % better", 1, 0.2)):
+            rate, seeds, _, reruns = simulate(10_000 if gain == 0 else 4000, 7, level=n["level"],
+                                              seed_rel=scale * seed_rel, rep_rel=scale * rep_rel, gain=gain,
+                                              same_code=False, floor_seeds=floor)
             print(f"    {name:<25} kept {rate:6.2%}   {seeds:.2f} seeds a verdict (+{reruns:.2f} incumbent re-runs "
                   f"the first time)   {3600 / (seeds * seed_s):.2f} verdicts/h")
 
-
-SEED_OVERHEAD_S = 30.0
 
 
 def _rep_rel_300() -> float:
