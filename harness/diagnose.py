@@ -11,11 +11,10 @@ says), and metrics.json carries the result as "breakdown":
   by_command     mean error per step under each command type: forward (|v_x| the largest of
                  |v_x|, |v_y|, |yaw rate|; forward or backward), lateral (|v_y|), yaw, zero (standing)
 `uv run evaluate.py diagnose runs/<run_id>` re-scores saved policies and prints it all.
+Torch-free at import (tensor methods only): the orchestrator and the report read summaries from it.
 """
 
 from __future__ import annotations
-
-import torch
 
 from harness import config
 
@@ -25,10 +24,9 @@ COMMAND_TYPES = ("forward", "lateral", "yaw", "zero")
 SWITCH_WINDOWS_S = (0.5, 2.0)
 
 
-def command_types(commands: torch.Tensor) -> torch.Tensor:
-    """(..., 3) commands -> (...) index into COMMAND_TYPES."""
-    kind = commands.abs().argmax(dim=-1)
-    return torch.where((commands == 0).all(dim=-1), len(COMMAND_TYPES) - 1, kind)
+def command_types(commands):
+    """(..., 3) commands tensor -> (...) index into COMMAND_TYPES."""
+    return commands.abs().argmax(dim=-1).masked_fill((commands == 0).all(dim=-1), len(COMMAND_TYPES) - 1)
 
 
 class Breakdown:
@@ -37,18 +35,17 @@ class Breakdown:
     def __init__(self, panel):
         self.segment_steps = panel.segment_steps
         self.types = command_types(panel.commands)                      # (E, segments)
-        self.err = torch.zeros(len(PHASES), dtype=torch.float64)
-        self.steps = torch.zeros(len(PHASES), dtype=torch.float64)
-        self.type_err = torch.zeros(len(COMMAND_TYPES), dtype=torch.float64)
-        self.type_steps = torch.zeros(len(COMMAND_TYPES), dtype=torch.float64)
-        self.falls = torch.zeros(len(FALL_BINS), dtype=torch.long)
+        zeros = panel.start_yaw.new_zeros                               # float64 CPU sums
+        self.err, self.steps = zeros(len(PHASES)).double(), zeros(len(PHASES)).double()
+        self.type_err, self.type_steps = zeros(len(COMMAND_TYPES)).double(), zeros(len(COMMAND_TYPES)).double()
+        self.falls = zeros(len(FALL_BINS)).long()
 
     def _window(self, step: int) -> int:
         """The phase index of an alive step: seconds since the last switch against SWITCH_WINDOWS_S."""
         since = (step % self.segment_steps) * config.CONTROL_DT
         return 1 + sum(since >= w for w in SWITCH_WINDOWS_S)
 
-    def add(self, step: int, err: torch.Tensor, alive: torch.Tensor, terminated: torch.Tensor) -> None:
+    def add(self, step: int, err, alive, terminated) -> None:
         """err: (E,) this step's charged error; alive: (E,) alive during it; terminated: (E,) fell in it."""
         err, alive, fell = err.double().cpu(), alive.cpu(), (alive & terminated.bool()).cpu()
         window = self._window(step)
@@ -57,10 +54,10 @@ class Breakdown:
             self.steps[phase] += mask.sum()
         kinds = self.types[:, min(step // self.segment_steps, self.types.shape[1] - 1)]
         self.type_err.index_add_(0, kinds, err)
-        self.type_steps.index_add_(0, kinds, torch.ones_like(err))
+        self.type_steps.index_add_(0, kinds, err.new_ones(err.shape))
         self.falls[window - 1] += int(fell.sum())
 
-    def result(self, episode_err: torch.Tensor, survived: torch.Tensor) -> dict:
+    def result(self, episode_err, survived) -> dict:
         """The breakdown (module doc); episode_err: (E,) vel_err per episode, survived: (E,) bool."""
         total = float(self.err.sum()) or 1.0
         episode_err, survived = episode_err.cpu(), survived.cpu()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import threading
 import time
 
 CANCEL = threading.Event()   # set on Ctrl-C while slots run: every supervised child and scoring process stops
 LIVE: set[int] = set()       # the running children of the slots (not strays): kill_strays leaves them
+_SPAWNING = threading.Lock()  # a child is in LIVE before another slot's kill_strays can see it
+
+
+def spawn(cmd: list[str], **popen_kw) -> subprocess.Popen:
+    """subprocess.Popen, with the child in LIVE from its first instant (slots spawn and clean up side by side)."""
+    with _SPAWNING:
+        proc = subprocess.Popen(cmd, **popen_kw)
+        LIVE.add(proc.pid)
+    return proc
 
 
 def die_with_parent() -> None:
@@ -59,19 +69,20 @@ def kill_strays() -> int:
     for _ in range(50):  # SIGKILL is asynchronous and a dying tree may still fork: repeat until clean
         if not _subreaper:
             break
-        tree = _children()
-        stack, found = [p for p in tree.get(os.getpid(), []) if p not in LIVE], []
-        while stack:
-            pid = stack.pop()
-            found.append(pid)
-            stack += tree.get(pid, [])
+        with _SPAWNING:
+            tree = _children()
+            stack, found = [p for p in tree.get(os.getpid(), []) if p not in LIVE], []
+            while stack:
+                pid = stack.pop()
+                found.append(pid)
+                stack += tree.get(pid, [])
+            for pid in found:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
         if not found:
             break
-        for pid in found:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except (ProcessLookupError, PermissionError):
-                pass
         time.sleep(0.02)
     return killed

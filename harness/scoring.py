@@ -265,9 +265,8 @@ def _run_child(args: list[str], out_json, log_path, timeout_s: float, env: dict 
     cmd = [sys.executable, "-m", "harness.scoring", *args, "--out", str(out_json)]
     env = {**threads.child_env(dict(os.environ if env is None else env)), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = proc_tools.spawn(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=Path(__file__).resolve().parent.parent)
-        proc_tools.LIVE.add(proc.pid)
         deadline = time.monotonic() + timeout_s
         try:
             while proc.poll() is None:

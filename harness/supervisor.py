@@ -151,10 +151,9 @@ def run_supervised(cmd: list[str], log_path, budget_s: float, limits: Limits | N
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    proc = proc_tools.spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, pass_fds=(write_fd,), env=child_env, cwd=cwd)
     os.close(write_fd)
-    proc_tools.LIVE.add(proc.pid)
     meter.pid = proc.pid
     pump = threading.Thread(target=_pump_output, args=(proc.stdout, log_path, echo), daemon=True)
     pump.start()

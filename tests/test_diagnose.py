@@ -9,19 +9,7 @@ from conftest import STAND_STILL, make_repo, run_cmd
 from harness import artifact, diagnose
 from harness.panel import make_panel
 from harness.scoring import evaluate_policy
-
-
-class Thighs(torch.nn.Module):
-    """Every thigh towards default + 0.25 * value: +20 folds the robot over at once."""
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, obs):
-        a = torch.zeros(obs.shape[0], 12)
-        a[:, 1::3] = self.value
-        return a
+from test_scoring import Thighs   # +20 folds the robot over at once
 
 
 def test_a_known_walk_splits_exactly():

@@ -85,7 +85,7 @@ def test_two_slots_run_the_seeds_of_a_verdict_at_once(tmp_path):
         out.index("seed 1: trained"), out.index("seed 2: trained"))
     [row] = rows(repo)
     label = slots.resources_label(1, None, slots.cpu_model())
-    assert row["seeds"] == "2" and row["resources"] == label and row["delta"] == "0.0000"
+    assert row["seeds"] == "2" and row["resources"] == label and row["delta"] == "0.0000", out
     s = summary(out)
     assert s["slots"] == "2" and s["resources"] == label
     run_dir = repo / "runs" / row["run_id"]

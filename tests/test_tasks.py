@@ -12,21 +12,15 @@ from harness import artifact, config, gitops, verdict
 from harness.experiment import choose_task
 from harness.mujoco.env import MujocoQuadrupedEnv
 from harness.panel import make_panel, standing_still_error
-from harness.results import COLUMNS
 from harness.rollout import EVAL_ENV_SEED, eval_options, panel_rollout
 from harness.scoring import evaluate_policy, held_out
 from harness.settings import Settings, UsageError
+from test_scoring import reacting_policy
+from test_verdict import _row
 
 # a train.py that trains on the branch's task and says which it was given
 ON_THE_TASK = STAND_STILL.replace("env = ctx.make_env(num_envs=2)",
                                   "print('TASK', ctx.task)\n    env = ctx.make_env(num_envs=2, terrain=ctx.task)")
-
-
-def _row(commit, status, scores, **over):
-    r = {c: "" for c in COLUMNS}
-    r.update(commit=commit, status=status, seed_scores=scores, backend="mujoco", budget_s="300", harness="ok")
-    r.update(over)
-    return r
 
 
 def test_scores_pair_only_within_a_task():
@@ -69,22 +63,8 @@ def test_the_rough_walk_puts_each_episode_on_its_level():
         eval_options(4, "stairs")
 
 
-class _Walker(torch.nn.Module):
-    """Small random gains on the observation: its walk depends on the ground it meets."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = torch.nn.Linear(48, 12)
-        with torch.no_grad():
-            self.lin.weight.mul_(0.5)
-
-    def forward(self, obs):
-        return self.lin(obs)
-
-
 def test_rough_scoring_and_its_held_out_check_walk_the_rough_panel(tmp_path):
-    path = artifact.export_policy(_Walker(), tmp_path / "policy.pt2")
+    path = artifact.export_policy(reacting_policy(), tmp_path / "policy.pt2")   # its walk depends on the ground
     e, steps = 10, 150   # one episode per level
     rough = evaluate_policy(path, episodes=e, steps=steps, task="rough")
     flat = evaluate_policy(path, episodes=e, steps=steps)
