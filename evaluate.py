@@ -138,7 +138,8 @@ def _score(argv, diagnose: bool = False) -> int:
     values = {k: sum(m[k] for m in ok) / len(ok) for k in ("vel_err", "standing_still", "yaw_err", "survival",
                                                              "torque", "power", "foot_slip")}
     display.summary(summary.block(summary.SCORE_KEYS, {
-        **values, **summary_values([m["breakdown"] for m in ok]), "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
+        **values, **summary_values([m["breakdown"] for m in ok]),
+        "gait": ";".join(m["gait"] for m in ok), "policies": len(policies),
         "seed_scores": ";".join("crash" if m is None else f"{m['vel_err']:.4f}" for m in scores),
         "task": ",".join(sorted({m["task"] for m in ok})), "backend": args.backend,
     }))
