@@ -26,6 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+# as the harness runs its trainer (threads.child_env): OpenMP threads sleep when idle, else torch's
+# idle threads spin on the cores the batch's threads need (the env's per-step torch work is small)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mujoco
@@ -35,13 +39,13 @@ import torch
 
 from harness import config, threads
 from harness.config import EnvOptions
-from harness.mujoco import env as env_mod
+from harness.mujoco import stepper_cpu
 from harness.mujoco import robot
 from harness.mujoco.env import MujocoQuadrupedEnv
 
 
 def raw_batch(model: mujoco.MjModel, n: int, nthread: int) -> mujoco.batch.Batch:
-    b = mujoco.batch.Batch(model, n, nthread, persistent=env_mod._PERSISTENT)
+    b = mujoco.batch.Batch(model, n, nthread, persistent=stepper_cpu.PERSISTENT)
     stand_up(b, np.arange(n))
     return b
 
@@ -77,15 +81,15 @@ def measure(n: int, seconds: float, nthread: int, terrain: str, rounds: int, ran
         pool = [torch.zeros(n, 12)]
     k = [0]
     physics_s = [0.0]
-    inner = env._physics_step
+    inner = env._sim.step
 
-    def timed_physics():  # the env's own batch.step, to split its time into physics and the rest
+    def timed_physics(nstep):  # the env's own batch.step, to split its time into physics and the rest
         t0 = time.perf_counter()
-        out = inner()
+        out = inner(nstep)
         physics_s[0] += time.perf_counter() - t0
         return out
 
-    env._physics_step = timed_physics
+    env._sim.step = timed_physics
 
     def env_step():
         env.step(pool[k[0] % len(pool)])
@@ -108,7 +112,7 @@ def measure(n: int, seconds: float, nthread: int, terrain: str, rounds: int, ran
         return step
 
     before_model = robot.geom_collision_model(env.terrain)
-    steps = {"raw": stepper(raw, env_mod._STEP_STAGE), "env": env_step,
+    steps = {"raw": stepper(raw, stepper_cpu.STEP_STAGE), "env": env_step,
              "before": stepper(raw_batch(before_model, n, nthread), mujoco.mjtStage.mjSTAGE_VEL.value)}
     for _ in range(10):  # warm up all
         for step in steps.values():

@@ -1,5 +1,10 @@
-"""The batched MuJoCo environment: standing, API, bookkeeping, resets, terminations, faults."""
+"""The batched MuJoCo environment: standing, API, bookkeeping, resets, terminations, faults.
 
+The contract tests run on both steppers (the `stepper` fixture): C MuJoCo, and MuJoCo Warp on
+Warp's CPU device, which is the GPU code without a GPU (its first use compiles kernels, about a
+minute, then cached in ~/.cache/warp)."""
+
+import importlib.util
 import math
 
 import numpy as np
@@ -12,11 +17,18 @@ from harness.mujoco.env import MujocoQuadrupedEnv
 from harness.state import obs_slices
 
 ZERO = torch.zeros
+HAVE_WARP = importlib.util.find_spec("mujoco_warp") is not None
 
 
-def make(num_envs=4, seed=0, **kw):
+@pytest.fixture(params=["mujoco", pytest.param("warp", marks=pytest.mark.skipif(
+    not HAVE_WARP, reason="mujoco-warp is not installed (it needs Python >= 3.11)"))])
+def stepper(request):
+    return request.param
+
+
+def make(num_envs=4, seed=0, stepper="mujoco", **kw):
     env_kw = {k: kw.pop(k) for k in ("episode_steps", "external_commands", "nthread") if k in kw}
-    return MujocoQuadrupedEnv(EnvOptions(num_envs=num_envs, **kw), seed=seed, **env_kw)
+    return MujocoQuadrupedEnv(EnvOptions(num_envs=num_envs, **kw), seed=seed, stepper=stepper, **env_kw)
 
 
 def run_zero(env, steps):
@@ -26,8 +38,8 @@ def run_zero(env, steps):
     return out
 
 
-def test_stands_ten_seconds_at_default_pose():
-    env = make(num_envs=4)
+def test_stands_ten_seconds_at_default_pose(stepper):
+    env = make(stepper=stepper, num_envs=4)
     env.reset()
     heights, any_done = [], False
     for _ in range(500):  # 10 s
@@ -42,8 +54,8 @@ def test_stands_ten_seconds_at_default_pose():
     assert state.projected_gravity[:, 2].max() < -0.99
 
 
-def test_observation_layout_and_noise_switch():
-    env = make(num_envs=3, obs_noise=False)
+def test_observation_layout_and_noise_switch(stepper):
+    env = make(stepper=stepper, num_envs=3, obs_noise=False)
     obs = env.reset()
     assert obs.shape == (3, config.OBS_DIM) and obs.dtype == torch.float32
     actions = torch.full((3, 12), 0.3)
@@ -57,7 +69,7 @@ def test_observation_layout_and_noise_switch():
     torch.testing.assert_close(obs[:, sl["joint_vel"]], state.joint_vel)
     torch.testing.assert_close(obs[:, sl["actions"]], actions)
 
-    noisy = make(num_envs=3, obs_noise=True)
+    noisy = make(stepper=stepper, num_envs=3, obs_noise=True)
     noisy.reset()
     obs_n, state_n, *_ = noisy.step(actions)
     diff = (obs_n[:, sl["joint_vel"]] - state_n.joint_vel).abs()
@@ -65,8 +77,8 @@ def test_observation_layout_and_noise_switch():
     torch.testing.assert_close(obs_n[:, sl["actions"]], actions)  # no noise on actions
 
 
-def test_state_is_complete_and_body_frame():
-    env = make(num_envs=2, obs_noise=False)
+def test_state_is_complete_and_body_frame(stepper):
+    env = make(stepper=stepper, num_envs=2, obs_noise=False)
     env.reset(yaw=torch.tensor([0.0, math.pi / 2]))
     _, state, *_ = run_zero(env, 5)
     n = 2
@@ -91,12 +103,12 @@ def test_state_is_complete_and_body_frame():
     assert (state.torques.abs() <= config.TORQUE_LIMIT + 1e-4).all()
 
 
-def test_joint_acc_is_the_last_physics_substep():
+def test_joint_acc_is_the_last_physics_substep(stepper):
     """joint_acc is differenced over one physics step (as Isaac Lab's), not over the policy step."""
     actions = torch.tensor([[1.0] * 12, [-1.0] * 12])
     envs = []
     for _ in range(2):  # twins: same seed, same steps
-        env = make(num_envs=2, obs_noise=False)
+        env = make(stepper=stepper, num_envs=2, obs_noise=False)
         env.reset()
         run_zero(env, 10)
         env.step(actions)
@@ -104,19 +116,19 @@ def test_joint_acc_is_the_last_physics_substep():
     walked, replayed = envs
     start = walked.qvel[:, 6:]
     _, state, *_ = walked.step(ZERO(2, 12))
-    replayed._ctrl[:] = replayed._default  # what step(zeros) commands, then its substeps one by one
-    replayed._batch.step(nstep=config.DECIMATION - 1)
+    replayed._sim.ctrl[:] = replayed._default  # what step(zeros) commands, then its substeps one by one
+    replayed._sim.step(config.DECIMATION - 1)
     before = replayed.qvel[:, 6:]
-    replayed._batch.step(nstep=1)
+    replayed._sim.step(1)
     want = (replayed.qvel[:, 6:] - before) / config.PHYSICS_DT
     np.testing.assert_allclose(state.joint_acc.numpy(), want, rtol=1e-4, atol=1e-2)
     policy_rate = (state.joint_vel.numpy() - start) / config.CONTROL_DT
     assert np.abs(policy_rate - state.joint_acc.numpy()).max() > 1.0  # not the policy-step difference
 
 
-def test_same_seed_same_trajectories():
+def test_same_seed_same_trajectories(stepper):
     def rollout(seed):
-        env = make(num_envs=3, seed=seed)
+        env = make(stepper=stepper, num_envs=3, seed=seed)
         obs = [env.reset()]
         g = torch.Generator().manual_seed(5)
         for _ in range(30):
@@ -128,8 +140,8 @@ def test_same_seed_same_trajectories():
     assert not torch.equal(a, c)
 
 
-def test_resetting_one_env_leaves_the_others_untouched():
-    envs = [make(num_envs=3, seed=3, obs_noise=False) for _ in range(2)]
+def test_resetting_one_env_leaves_the_others_untouched(stepper):
+    envs = [make(stepper=stepper, num_envs=3, seed=3, obs_noise=False) for _ in range(2)]
     for e in envs:
         e.reset()
     g = torch.Generator().manual_seed(0)
@@ -170,8 +182,8 @@ class Bookkeeping:
         return first
 
 
-def test_air_time_and_first_contact_on_drop():
-    env = make(num_envs=1)
+def test_air_time_and_first_contact_on_drop(stepper):
+    env = make(stepper=stepper, num_envs=1)
     env.reset()
     ref = Bookkeeping()
     dt = config.CONTROL_DT
@@ -192,8 +204,8 @@ def test_air_time_and_first_contact_on_drop():
     assert (s.foot_height[0] - 0.022).abs().max() < 0.005
 
 
-def test_lifting_one_foot():
-    env = make(num_envs=1)
+def test_lifting_one_foot(stepper):
+    env = make(stepper=stepper, num_envs=1)
     env.reset()
     ref = Bookkeeping()
     for _ in range(100):  # stand (the drop settles within about 1.2 s)
@@ -219,8 +231,8 @@ def test_lifting_one_foot():
     assert landed.foot_air_time[0, 0] == 0
 
 
-def test_command_sampling_ranges_and_standing_fraction():
-    env = make(num_envs=600, lin_vel_x=(0.5, 1.0), lin_vel_y=(-0.2, 0.1), ang_vel_z=(-1.0, -0.5),
+def test_command_sampling_ranges_and_standing_fraction(stepper):
+    env = make(stepper=stepper, num_envs=600, lin_vel_x=(0.5, 1.0), lin_vel_y=(-0.2, 0.1), ang_vel_z=(-1.0, -0.5),
                standing_fraction=0.3, nthread=1)
     env.reset()
     cmd = env.commands
@@ -239,8 +251,8 @@ def test_command_sampling_ranges_and_standing_fraction():
         env.set_command_ranges(heading=(0.0, 1.0))
 
 
-def test_commands_resample_on_timer_and_external_mode():
-    env = make(num_envs=4, resample_seconds=1.0)
+def test_commands_resample_on_timer_and_external_mode(stepper):
+    env = make(stepper=stepper, num_envs=4, resample_seconds=1.0)
     env.reset()
     first = env.commands.clone()
     run_zero(env, 49)
@@ -248,7 +260,7 @@ def test_commands_resample_on_timer_and_external_mode():
     run_zero(env, 1)
     assert not torch.equal(env.commands, first)
 
-    ext = make(num_envs=2, external_commands=True, resample_seconds=1.0)
+    ext = make(stepper=stepper, num_envs=2, external_commands=True, resample_seconds=1.0)
     ext.reset()
     assert (ext.commands == 0).all()
     ext.set_commands(torch.tensor([[0.5, 0.0, 0.1], [0.0, -0.3, 0.0]]))
@@ -256,8 +268,8 @@ def test_commands_resample_on_timer_and_external_mode():
     torch.testing.assert_close(s.commands, torch.tensor([[0.5, 0.0, 0.1], [0.0, -0.3, 0.0]]))
 
 
-def test_flipped_robot_terminates():
-    env = make(num_envs=2, obs_noise=False)
+def test_flipped_robot_terminates(stepper):
+    env = make(stepper=stepper, num_envs=2, obs_noise=False)
     env.reset()
     run_zero(env, 5)
     qpos = env.qpos[:1]
@@ -271,8 +283,8 @@ def test_flipped_robot_terminates():
     assert info["episode_length"].tolist() == [6, 0]
 
 
-def test_trunk_contact_terminates():
-    env = make(num_envs=1)
+def test_trunk_contact_terminates(stepper):
+    env = make(stepper=stepper, num_envs=1)
     env.reset()
     folded = torch.tensor([0.0, 3.1, -0.9] * 4)  # legs pointing up: the belly lands on the floor
     qpos = env.qpos
@@ -288,8 +300,8 @@ def test_trunk_contact_terminates():
     assert state.projected_gravity[0, 2] < -0.8  # upright: the trunk contact alone ended it
 
 
-def test_time_out_is_truncated_not_terminated():
-    env = make(num_envs=3, episode_steps=20, obs_noise=False)
+def test_time_out_is_truncated_not_terminated(stepper):
+    env = make(stepper=stepper, num_envs=3, episode_steps=20, obs_noise=False)
     env.reset()
     obs, state, term, trunc, info = run_zero(env, 19)
     assert not trunc.any()
@@ -305,8 +317,8 @@ def test_time_out_is_truncated_not_terminated():
 
 
 @pytest.mark.parametrize("poison", [float("nan"), 1.0e6])
-def test_unstable_simulation_is_reset_and_counted(poison):
-    env = make(num_envs=3, obs_noise=False)
+def test_unstable_simulation_is_reset_and_counted(poison, stepper):
+    env = make(stepper=stepper, num_envs=3, obs_noise=False)
     env.reset()
     run_zero(env, 3)
     qvel = env.qvel[1:2]
@@ -354,8 +366,8 @@ def test_bad_options_raise():
         MujocoQuadrupedEnv({"num_envs": 1}, seed=0)
 
 
-def test_rough_terrain_levels_apply_at_next_reset():
-    env = make(num_envs=6, terrain="rough", initial_terrain_level=2, episode_steps=5)
+def test_rough_terrain_levels_apply_at_next_reset(stepper):
+    env = make(stepper=stepper, num_envs=6, terrain="rough", initial_terrain_level=2, episode_steps=5)
     env.reset()
     assert env.terrain_levels.tolist() == [2] * 6
     env.set_terrain_levels(torch.tensor([0, 9, 5, 5, 5, 5]))
@@ -372,14 +384,14 @@ def test_rough_terrain_levels_apply_at_next_reset():
     assert state.base_height.min() > 0.25  # dropped from BASE_INIT_HEIGHT above the local ground
 
 
-def test_domain_randomisation_and_pushes():
-    env = make(num_envs=8, friction_range=(0.3, 1.2), added_mass_range=(-1.0, 3.0),
+def test_domain_randomisation_and_pushes(stepper):
+    env = make(stepper=stepper, num_envs=8, friction_range=(0.3, 1.2), added_mass_range=(-1.0, 3.0),
                push_interval_seconds=2.0, push_velocity=1.0, obs_noise=False)
     env.reset()
     mu = env.foot_friction()
     mass = env.trunk_mass()
     assert (mu >= 0.3).all() and (mu <= 1.2).all() and len(np.unique(mu[:, 0])) == 8
-    pair_mu = env._friction[:, env.index.foot_pairs[0]]  # both tangential coefficients of each foot's pair
+    pair_mu = env._sim.friction[:, env.index.foot_pairs[0]].numpy().astype(np.float64)  # both tangential coefficients of each foot's pair
     np.testing.assert_array_equal(pair_mu[..., 0], mu)
     np.testing.assert_array_equal(pair_mu[..., 1], mu)
     assert (mass >= 6.921 - 1.0 - 1e-9).all() and (mass <= 6.921 + 3.0 + 1e-9).all() and np.ptp(mass) > 0.5
@@ -389,15 +401,16 @@ def test_domain_randomisation_and_pushes():
         speeds.append(s.base_lin_vel[:, :2].norm(dim=1))
     assert torch.stack(speeds).max(dim=0).values.min() > 0.1
 
-    plain = make(num_envs=2)
+    plain = make(stepper=stepper, num_envs=2)
     assert (plain.foot_friction() == 0.8).all() and (plain.trunk_mass() == plain.model.body_mass[plain.index.trunk_body]).all()
 
 
-def test_reset_yaw_and_get_data_for_rendering():
-    env = make(num_envs=2, obs_noise=False)
+def test_reset_yaw_and_get_data_for_rendering(stepper):
+    env = make(stepper=stepper, num_envs=2, obs_noise=False)
     env.reset(yaw=torch.tensor([0.5, -2.0]))
     quat = env.qpos[:, 3:7]
-    np.testing.assert_allclose(2 * np.arctan2(quat[:, 3], quat[:, 0]), [0.5, -2.0], atol=1e-9)
+    np.testing.assert_allclose(2 * np.arctan2(quat[:, 3], quat[:, 0]), [0.5, -2.0],
+                               atol=1e-9 if stepper == "mujoco" else 1e-6)  # Warp's float32
     run_zero(env, 3)
     data = env.get_data(1)
     np.testing.assert_array_equal(data.qpos, env.qpos[1])
@@ -421,5 +434,6 @@ def test_frame_rotations_match_mujoco():
         mat = np.zeros(9)
         mujoco.mju_quat2Mat(mat, q[i])
         rot = mat.reshape(3, 3)
-        np.testing.assert_allclose(_rotate_inverse(q, v)[i], rot.T @ v[i], atol=1e-12)
-        np.testing.assert_allclose(_projected_gravity(q)[i], rot.T @ [0, 0, -1], atol=1e-12)
+        qt, vt = torch.from_numpy(q), torch.from_numpy(v)
+        np.testing.assert_allclose(_rotate_inverse(qt, vt)[i].numpy(), rot.T @ v[i], atol=1e-12)
+        np.testing.assert_allclose(_projected_gravity(qt)[i].numpy(), rot.T @ [0, 0, -1], atol=1e-12)

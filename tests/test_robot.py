@@ -3,6 +3,7 @@
 import mujoco
 import numpy as np
 import pytest
+import torch
 
 from harness import config
 from harness.mujoco import robot, terrain
@@ -152,7 +153,7 @@ def test_physics_model_leaves_out_render_only_geoms():
 
 
 def test_foot_kinematics_match_mujoco_on_random_states(flat_model):
-    """The env's numpy foot positions and velocities equal MuJoCo's site pose and site velocity."""
+    """The env's torch foot positions and velocities equal MuJoCo's site pose and site velocity."""
     m = flat_model
     rng = np.random.default_rng(3)
     n = 32
@@ -162,7 +163,7 @@ def test_foot_kinematics_match_mujoco_on_random_states(flat_model):
     qpos[:, 3:7] = quat / np.linalg.norm(quat, axis=1, keepdims=True)
     qpos[:, 7:] = rng.uniform(robot.index(m).joint_lower, robot.index(m).joint_upper, (n, 12))
     qvel = rng.normal(0.0, 3.0, (n, m.nv))
-    pos, vel = robot.FootKinematics(m)(qpos, qvel)
+    pos, vel = (a.numpy() for a in robot.FootKinematics(m)(torch.from_numpy(qpos), torch.from_numpy(qvel)))
     d = mujoco.MjData(m)
     site_vel = np.zeros(6)
     for i in range(n):

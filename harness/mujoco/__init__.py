@@ -1,7 +1,9 @@
-"""The embedded MuJoCo backend: our Go2-class quadruped on flat or rough ground, stepped with mujoco.batch.
+"""The embedded MuJoCo backend: our Go2-class quadruped on flat or rough ground.
 
-  robot       load assets/quadruped.xml, put it on a terrain, compile, look up ids
-  terrain     flat ground, or the rough heightfield (difficulty rows x terrain types)
-  env         MujocoQuadrupedEnv, the harness.env_api contract on the CPU
-  read_state  frame rotations, and the batch arrays packed into a RobotState
+  robot         load assets/quadruped.xml, put it on a terrain, compile, look up ids; foot kinematics
+  terrain       flat ground, or the rough heightfield (difficulty rows x terrain types)
+  env           MujocoQuadrupedEnv, the harness.env_api contract: the env logic, written once in torch
+  stepper_cpu   the physics on the CPU: C MuJoCo's mujoco.batch (the default)
+  stepper_warp  the physics on a GPU (or Warp's CPU device, for tests): MuJoCo Warp
+  read_state    frame rotations, and the simulation's arrays packed into a RobotState
 """

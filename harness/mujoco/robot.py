@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mujoco
 import numpy as np
+import torch
 
 from harness import config
 from harness.mujoco.terrain import Terrain
@@ -145,13 +146,15 @@ def index(model: mujoco.MjModel) -> ModelIndex:
 
 
 class FootKinematics:
-    """World position and linear velocity of the four foot sites from qpos/qvel, in numpy over the
-    batch. The env needs only these after a step, so the batch skips MuJoCo's post-step
-    mjSTAGE_VEL, which would also redo collision and constraints (see README, Throughput).
+    """World position and linear velocity of the four foot sites from qpos/qvel, in torch over the
+    batch, on whatever device and float dtype the simulation's arrays have (float64 on the CPU
+    stepper, float32 on MuJoCo Warp). The env needs only these after a step, so the steppers skip
+    MuJoCo's post-step mjSTAGE_VEL, which would also redo collision and constraints (see README,
+    Throughput).
 
     Each leg is a chain of three unrotated bodies, each with one hinge at its origin along one of
     its axes (the same axis on every leg), read from the model. The chain is folded from the foot
-    inwards, one plane rotation per hinge, on (N, 4) arrays per coordinate."""
+    inwards, one plane rotation per hinge, on (4, N) tensors per coordinate."""
 
     def __init__(self, model: mujoco.MjModel):
         site_ids = [model.site(n).id for n in config.FOOT_NAMES]
@@ -174,32 +177,46 @@ class FootKinematics:
             raise RuntimeError("FootKinematics needs legs of unrotated bodies, one hinge each at the body origin "
                                "along the same body axis on every leg, and unrotated foot sites")
         self._along = [int(i) for i in along[0]]                                    # per body: 0 x, 1 y, 2 z
-        self._sign = np.take_along_axis(axes, along[..., None], -1)[..., 0].T       # (3, 4) +-1
-        self._pos = model.body_pos[bodies].transpose(1, 2, 0)                       # (3 bodies, 3 coords, 4 legs)
-        self._qadr = model.jnt_qposadr[joints].T                                    # (3, 4)
-        self._dadr = model.jnt_dofadr[joints].T
-        self._site = model.site_pos[site_ids].T                                     # (3 coords, 4)
+        sign = np.take_along_axis(axes, along[..., None], -1)[..., 0].T             # (3, 4) +-1
+        self._host = {
+            "sign": sign[..., None],                                                # (3, 4, 1)
+            "pos": model.body_pos[bodies].transpose(1, 2, 0)[..., None],            # (3 bodies, 3 coords, 4 legs, 1)
+            "qadr": model.jnt_qposadr[joints].T,                                    # (3, 4)
+            "dadr": model.jnt_dofadr[joints].T,
+            "site": model.site_pos[site_ids].T[..., None],                          # (3 coords, 4, 1)
+        }
+        self._const: dict = {}
 
-    def __call__(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _constants(self, like: torch.Tensor) -> dict:
+        key = (like.device, like.dtype)
+        if key not in self._const:
+            self._const[key] = {k: torch.as_tensor(v, device=like.device,
+                                                   dtype=torch.long if k in ("qadr", "dadr") else like.dtype)
+                                for k, v in self._host.items()}
+        return self._const[key]
+
+    def __call__(self, qpos: torch.Tensor, qvel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 4, 3) world foot positions and (N, 4, 3) world foot linear velocities."""
-        # (legs, envs) rows, position and velocity side by side: numpy's cost here is per call
-        q, v = np.ascontiguousarray(qpos.T), np.ascontiguousarray(qvel.T)
-        angle = (q[self._qadr] * self._sign[..., None]).astype(np.float32)  # float32 trig: 5x faster, error ~1e-8 m
-        cos, sin = np.cos(angle).astype(np.float64), np.sin(angle).astype(np.float64)  # (3, 4, N)
-        rate = v[self._dadr] * self._sign[..., None]
+        c = self._constants(qpos)
+        # (legs, envs) rows, position and velocity side by side: the cost here is per call
+        q, v = qpos.T.contiguous(), qvel.T.contiguous()
+        angle = (q[c["qadr"]] * c["sign"]).float()  # float32 trig: several times faster, error ~1e-8 m
+        cos, sin = angle.cos().to(q.dtype), angle.sin().to(q.dtype)               # (3, 4, N)
+        rate = v[c["dadr"]] * c["sign"]
         n = q.shape[1]
+        zeros = q.new_zeros((4, n))
         # per coordinate, (2, 4, N): [hinge -> foot, the foot's velocity relative to the trunk], in the current body's axes
-        pv = [np.stack([np.broadcast_to(c[:, None], (4, n)), np.zeros((4, n))]) for c in self._site]
+        pv = [torch.stack([s.expand(4, n), zeros]) for s in c["site"]]
         for k in (2, 1, 0):
             i = self._along[k]
             j, l = (i + 1) % 3, (i + 2) % 3                      # the plane the hinge turns
-            c, s = cos[k], sin[k]
-            pj, pl = pv[j] * c - pv[l] * s, pv[j] * s + pv[l] * c  # now in the parent's axes
-            pj[1] -= rate[k] * pl[0]                             # + rate * (axis x foot)
+            ck, sk = cos[k], sin[k]
+            pj, pl = pv[j] * ck - pv[l] * sk, pv[j] * sk + pv[l] * ck  # now in the parent's axes
+            pj[1] -= rate[k] * pl[0]                              # + rate * (axis x foot)
             pl[1] += rate[k] * pj[0]
             pv[j], pv[l] = pj, pl
             for d in range(3):
-                pv[d][0] += self._pos[k, d][:, None]              # from the parent's origin
+                pv[d][0] += c["pos"][k, d]                        # from the parent's origin
         # free joint: the trunk origin's velocity in world axes, its angular velocity in trunk axes
         (fx, vx), (fy, vy), (fz, vz) = pv
         vx += v[4] * fz - v[5] * fy
@@ -209,9 +226,10 @@ class FootKinematics:
         rot = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
                [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
                [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
-        origin = np.stack([q[:3], v[:3]], 1)[:, :, None]                          # (3, 2, 1, N)
-        world = np.stack([origin[a] + rot[a][0] * pv[0] + rot[a][1] * pv[1] + rot[a][2] * pv[2] for a in range(3)], -1)
-        return world[0].transpose(1, 0, 2), world[1].transpose(1, 0, 2)          # (2, 4, N, 3) -> 2 x (N, 4, 3)
+        origin = torch.stack([q[:3], v[:3]], 1)[:, :, None]                       # (3, 2, 1, N)
+        world = torch.stack([origin[a] + rot[a][0] * pv[0] + rot[a][1] * pv[1] + rot[a][2] * pv[2]
+                             for a in range(3)], -1)
+        return world[0].transpose(0, 1), world[1].transpose(0, 1)                 # (2, 4, N, 3) -> 2 x (N, 4, 3)
 
 
 def _pair(model: mujoco.MjModel, geom: int, ground: int) -> int:

@@ -83,6 +83,29 @@ class Terrain:
         bot = h10 + (h11 - h10) * tx
         return top + (bot - top) * ty
 
+    def height_at_torch(self, x, y):
+        """height_at for torch tensors, on their device and in their dtype (the env's per-step
+        use; the same bilinear rule)."""
+        import torch
+
+        if self.heights is None:
+            return torch.zeros_like(x)
+        key = (x.device, x.dtype)
+        cache = self.__dict__.setdefault("_torch_heights", {})  # frozen dataclass: a cache beside the fields
+        if key not in cache:
+            cache[key] = torch.as_tensor(self.heights, device=x.device, dtype=x.dtype)
+        h = cache[key]
+        ox, oy = self.origin
+        fx = ((x - ox) / self.scale).clamp(0.0, h.shape[1] - 1.000001)
+        fy = ((y - oy) / self.scale).clamp(0.0, h.shape[0] - 1.000001)
+        ix, iy = fx.long(), fy.long()
+        tx, ty = fx - ix, fy - iy
+        h00, h01 = h[iy, ix], h[iy, ix + 1]
+        h10, h11 = h[iy + 1, ix], h[iy + 1, ix + 1]
+        top = h00 + (h01 - h00) * tx
+        bot = h10 + (h11 - h10) * tx
+        return top + (bot - top) * ty
+
 
 def flat() -> Terrain:
     return Terrain(kind="flat", heights=None)
