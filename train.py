@@ -23,6 +23,7 @@ from harness.config import TERRAIN_LEVELS
 # Training environment (harness/config.py EnvOptions lists every option and its bounds).
 # The terrain is the branch's task (ctx.task: "flat" or "rough"), the ground the policy is scored on.
 ENV_OPTIONS = dict(num_envs=512)
+GPU_NUM_ENVS = 4096       # on cuda (MuJoCo Warp, or Isaac Lab): the GPU wants thousands of robots
 PROMOTE_DISTANCE = 4.0    # m walked in an episode to move up a terrain level (half a tile, Isaac Lab's rule)
 
 # PPO, with rsl_rl's semantics and Isaac Lab's Go2 settings unless noted.
@@ -262,7 +263,8 @@ def update(model, optimizer, data, lr):
 
 
 def train(ctx):
-    env = ctx.make_env(terrain=ctx.task, **ENV_OPTIONS)
+    options = dict(ENV_OPTIONS, num_envs=GPU_NUM_ENVS) if ctx.device.type == "cuda" else ENV_OPTIONS
+    env = ctx.make_env(terrain=ctx.task, **options)
     model = ActorCritic(env.obs_dim, env.action_dim).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     lr, env_steps = LEARNING_RATE, 0

@@ -1,9 +1,12 @@
 """Backend selection: one place that knows which simulator builds the environments.
 
-MuJoCo (CPU, embedded) is the default. Isaac Lab needs Isaac Sim booted before any
-`isaaclab` import, so a process calls start_backend() once, early, before make_env().
-preflight() checks, without booting anything, that a backend and a device can run here; the
-orchestrator calls it before it records anything. Torch-free at import.
+MuJoCo (embedded) is the default: on the CPU it steps with C MuJoCo (mujoco.batch); on cuda,
+training steps the same MJCF with MuJoCo Warp on the GPU (harness.mujoco.stepper_warp), while
+scoring stays on C MuJoCo so that vel_err means the same on every machine. Isaac Lab needs Isaac
+Sim booted before any `isaaclab` import, so a process calls start_backend() once, early, before
+make_env(). preflight() checks that a backend and a device can run here (for MuJoCo Warp it also
+fills Warp's kernel cache); the orchestrator calls it before it records anything. Torch-free at
+import.
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# Test knob: "warp" trains the MuJoCo backend with MuJoCo Warp on the CPU (Warp's CPU device), which
+# is how CI runs the GPU code without a GPU. Listed in harness.settings.TEST_OVERRIDES: a smoke run.
+STEPPER_KNOB = "HARNESS_MUJOCO_STEPPER"
+
+
+def mujoco_stepper(device) -> str:
+    """The stepper training uses on `device`: MuJoCo Warp on cuda, C MuJoCo on the CPU (unless the
+    test knob says warp)."""
+    knob = os.environ.get(STEPPER_KNOB)
+    if knob:
+        if knob not in ("mujoco", "warp"):
+            raise BackendError(f"{STEPPER_KNOB}={knob!r}: use mujoco or warp")
+        return knob
+    return "warp" if str(device).startswith("cuda") else "mujoco"
 
 
 def check_backend(name: str) -> str:
@@ -56,14 +75,44 @@ def preflight(name: str, device: str) -> None:
                 f"--device {device}: PyTorch {torch.__version__} sees no CUDA device for {sys.executable}. "
                 "Run with --device cpu, or on a machine with an NVIDIA GPU, its driver and a CUDA build of torch."
             )
+    if name == "mujoco" and mujoco_stepper(device) == "warp":
+        from harness.mujoco import stepper_warp
+
+        if str(device).startswith("cuda"):
+            stepper_warp.preflight_cuda(str(device))
+        else:
+            stepper_warp.preflight_import()
+        # Compile MuJoCo Warp's kernels here, outside the training sandbox (whose home is read-only):
+        # each seed's worker then copies this cache and only loads (harness.mujoco.stepper_warp).
+        try:
+            stepper_warp.warm_cache(_torch_device(device))
+        except Exception as e:  # a GPU or driver warp cannot use shows up here at the latest
+            raise BackendError(f"--device {device}: MuJoCo Warp could not compile or run its kernels here "
+                               f"({type(e).__name__}: {e}). Run with --device cpu.") from e
 
 
-def start_backend(name: str, device: torch.device) -> None:
-    """Boot the simulator application if the backend has one (Isaac Sim); MuJoCo has none."""
+def _torch_device(device):
+    import torch
+
+    return torch.device(device)
+
+
+def start_backend(name: str, device: torch.device, training: bool = True) -> float:
+    """Boot the simulator application if the backend has one (Isaac Sim); for MuJoCo training with
+    MuJoCo Warp, compile or load its kernels. Before the training clock: it is start-up. Seconds."""
+    import time
+
+    start = time.perf_counter()
     if check_backend(name) == "isaaclab":
         from harness.isaaclab.boot import start_app
 
         start_app(device)
+    elif training and mujoco_stepper(device) == "warp":
+        from harness.mujoco import stepper_warp
+
+        seconds = stepper_warp.warm_cache(device)
+        print(f"harness: MuJoCo Warp on {device}: kernels ready in {seconds:.1f} s (start-up, not budget)", flush=True)
+    return time.perf_counter() - start
 
 
 def make_env(
@@ -72,19 +121,23 @@ def make_env(
     seed: int,
     device: torch.device,
     external_commands: bool = False,
+    stepper: str | None = None,
 ):
     """Build a QuadrupedEnv (harness.env_api) on the named backend.
 
     external_commands=True is evaluation's mode: the env never samples commands itself;
-    the caller sets them with env.set_commands().
+    the caller sets them with env.set_commands(). stepper (MuJoCo only): "mujoco" or "warp"; None
+    picks mujoco_stepper(device). Scoring asks for "mujoco" on any device: every score, whatever
+    machine trained the policy, is measured on the same C MuJoCo model.
     """
     if check_backend(name) == "mujoco":
         from harness.mujoco.env import MujocoQuadrupedEnv
 
         from harness.threads import usable_cpus
 
+        stepper = stepper or mujoco_stepper(device)
         return MujocoQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands,
-                                  nthread=usable_cpus())
+                                  nthread=usable_cpus(), stepper=stepper)
     from harness.isaaclab.env import IsaacLabQuadrupedEnv
 
     return IsaacLabQuadrupedEnv(options, seed=seed, device=device, external_commands=external_commands)

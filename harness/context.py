@@ -65,6 +65,7 @@ class TrainContext:
     def make_env(self, **options):
         """A training environment; options are harness.config.EnvOptions fields, checked against the bounds."""
         opts = config.make_options(**options)
+        config.check_device(opts, self.device)
         env_seed = self.seed * 1000 + len(self._envs)  # distinct, harness-owned streams per env
         self._beat(force=True)  # building can be slow (Isaac Lab scenes): beat on both sides of it
         env = backends.make_env(self.backend, opts, seed=env_seed, device=self.device)

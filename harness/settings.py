@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from harness import slots, verdict
-from harness.backends import default_device
+from harness.backends import default_device, mujoco_stepper
 from harness.config import DEFAULT_TASK, TASKS
 from harness.runs import BACKENDS, DEFAULT_BACKEND, DEFAULT_BUDGET_S, DEVICES
 
@@ -20,7 +20,7 @@ SMOKE_BUDGET_S = 20.0
 TEST_OVERRIDES = (
     "HARNESS_STARTUP_TIMEOUT_S", "HARNESS_HANG_TIMEOUT_S", "HARNESS_OVERRUN_MARGIN_S", "HARNESS_EXPORT_TIMEOUT_S",
     "HARNESS_PANEL_EPISODES", "HARNESS_EVAL_STEPS", "HARNESS_MAX_SEEDS", "HARNESS_SANDBOX",
-    "HARNESS_LOAD_CHECK", "HARNESS_QUIET_WAIT_S", "HARNESS_HELD_OUT",
+    "HARNESS_LOAD_CHECK", "HARNESS_QUIET_WAIT_S", "HARNESS_HELD_OUT", "HARNESS_MUJOCO_STEPPER",
 )
 
 
@@ -75,6 +75,11 @@ def make_settings(args) -> Settings:
             settings.slots, settings.slot_cpus = len(planned), len(planned[0].cpus)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.backend == "mujoco":
+        if mujoco_stepper(device) == "warp":
+            # the simulator is part of what a score ran on: a GPU row trained with MuJoCo Warp never pairs
+            # with one from before it, when --device cuda trained on C MuJoCo (harness.verdict._matches)
+            settings.resources += " (MuJoCo Warp)"
     return settings
 
 
