@@ -59,8 +59,10 @@ def preflight(name: str, device: str) -> None:
     """Raise BackendError, saying what to install or set, if `name` cannot run on `device` here.
 
     Boots no simulator: an unknown backend, Isaac Lab not installed (or the wrong Python), its EULA
-    not accepted, or CUDA asked for where torch sees none. Not being able to run is a problem of the
-    machine, not an experiment: the caller stops before any run folder or results.tsv row exists.
+    not accepted, or CUDA asked for where torch sees none; for MuJoCo Warp (training on cuda), the
+    package, the GPU (compute capability >= 7.5) and the driver, then its kernels compiled (a child
+    process). Not being able to run is a problem of the machine, not an experiment: the caller stops
+    before any run folder or results.tsv row exists.
     """
     if check_backend(name) == "isaaclab":
         from harness.isaaclab import boot
@@ -76,19 +78,32 @@ def preflight(name: str, device: str) -> None:
                 "Run with --device cpu, or on a machine with an NVIDIA GPU, its driver and a CUDA build of torch."
             )
     if name == "mujoco" and mujoco_stepper(device) == "warp":
-        from harness.mujoco import stepper_warp
+        _preflight_warp(str(device))
 
-        if str(device).startswith("cuda"):
-            stepper_warp.preflight_cuda(str(device))
-        else:
-            stepper_warp.preflight_import()
-        # Compile MuJoCo Warp's kernels here, outside the training sandbox (whose home is read-only):
-        # each seed's worker then copies this cache and only loads (harness.mujoco.stepper_warp).
-        try:
-            stepper_warp.warm_cache(_torch_device(device))
-        except Exception as e:  # a GPU or driver warp cannot use shows up here at the latest
-            raise BackendError(f"--device {device}: MuJoCo Warp could not compile or run its kernels here "
-                               f"({type(e).__name__}: {e}). Run with --device cpu.") from e
+
+WARP_PREFLIGHT_TIMEOUT_S = 1200.0  # a cold kernel compile on a GPU machine takes minutes
+
+
+def _preflight_warp(device: str) -> None:
+    """MuJoCo Warp's checks (package, GPU, driver), then its kernels compiled into Warp's cache, in a
+    child process: outside the training sandbox (whose home is read-only: each seed's worker copies
+    this cache and only loads from it), and so that the orchestrator holds no CUDA context."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "harness.mujoco.stepper_warp", "--warm", device]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    try:
+        p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=WARP_PREFLIGHT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BackendError(f"--device {device}: compiling MuJoCo Warp's kernels took over "
+                           f"{WARP_PREFLIGHT_TIMEOUT_S:.0f} s. Run with --device cpu.") from None
+    if p.returncode == 3:
+        raise BackendError(p.stderr.strip().splitlines()[-1])
+    if p.returncode != 0:
+        tail = " ".join((p.stderr or p.stdout).strip().splitlines()[-3:])[:400]
+        raise BackendError(f"--device {device}: MuJoCo Warp could not compile or run its kernels here ({tail}). "
+                           "Run with --device cpu.")
 
 
 def _torch_device(device):

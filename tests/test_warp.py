@@ -143,6 +143,26 @@ def test_preflight_on_cuda_without_a_gpu_says_what_to_do():
         backends.preflight("mujoco", "cuda")
 
 
+def test_preflight_child_warms_the_cache_or_names_the_fix(tmp_path):
+    """The child process backends.preflight runs: exit 0 when MuJoCo Warp works here; without the
+    package, exit 3 and the install command (a shadow package that fails to import stands in)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PROJECT
+
+    cmd = [sys.executable, "-m", "harness.mujoco.stepper_warp", "--warm", "cpu"]
+    ok = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "kernels ready on cpu" in ok.stdout, ok.stderr
+    shadow = tmp_path / "mujoco_warp"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('no mujoco_warp in this test')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{PROJECT}"}
+    missing = subprocess.run(cmd, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 3 and "uv sync" in missing.stderr and "--device cpu" in missing.stderr, missing.stderr
+
+
 def test_a_ppo_smoke_run_trains_on_warp_through_the_harness(tmp_path):
     """The baseline train.py (at 16 envs: Warp's CPU device is slow) through the whole harness:
     supervised worker in its sandbox, kernels warmed before the clock, scored on C MuJoCo."""

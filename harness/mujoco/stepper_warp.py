@@ -7,9 +7,10 @@ both. The differences, and why:
     no trip to the host.
   - The solver is Newton: MuJoCo Warp has no PGS (the CPU model's). Same cone, impratio,
     iterations and timestep; benchmarks/stability.py and tests/test_warp.py measure the change.
-  - On CUDA, the `nstep` substeps of a policy step are one captured CUDA graph, launched once per
-    step. A graph keeps the arrays it was captured with, so nothing here ever reassigns an array:
-    the env writes rows in place, through the tensors.
+  - The `nstep` substeps of a policy step are one captured graph (a CUDA graph on a GPU, a recorded
+    replay on Warp's CPU device: one code path, so CI runs it), launched once per step; likewise a
+    reset and a forward pass. A graph keeps the arrays it was captured with, so nothing here ever
+    reassigns an array: the env writes rows in place, through the tensors (and the reset mask).
   - MuJoCo Warp raises no bad-qpos/qacc warnings and resets nothing itself: a blown-up world just
     holds NaN or huge values, which the env's own check catches (step() reports none here).
   - Per-world friction and trunk mass are put_model's batched fields (batch_sizes), written in
@@ -116,8 +117,9 @@ class WarpStepper:
             self._m.opt.warn_overflow = int(mjw.OverflowType.ALL & ~mjw.OverflowType.ITERATIONS
                                             & ~mjw.OverflowType.LS_ITERATIONS)
             self._d = mjw.put_data(self.model, data, nworld=n)
+        self._stream = None
         if self._wdev.is_cuda:
-            # one stream for warp and torch: the graph and the env's torch ops run in order, with
+            # one stream for warp and torch: the graphs and the env's torch ops run in order, with
             # no host synchronisation between them (torch's legacy default stream cannot capture)
             self._stream = wp.get_stream(self._wdev)
             torch.cuda.set_stream(wp.stream_to_torch(self._stream))
@@ -139,24 +141,14 @@ class WarpStepper:
 
     def step(self, nstep: int) -> torch.Tensor:
         """nstep physics steps of every world; MuJoCo Warp flags nothing itself (see the module)."""
-        wp, mjw = self._wp, self._mjw
-        with wp.ScopedDevice(self._wdev):
-            if not self._wdev.is_cuda:
-                for _ in range(nstep):
-                    mjw.step(self._m, self._d)
-            else:
-                graph = self._graphs.get(nstep)
-                if graph is None:
-                    graph = self._graphs[nstep] = self._capture(nstep)
-                wp.capture_launch(graph, stream=self._stream)
+        self._replay(("step", nstep), lambda: [self._mjw.step(self._m, self._d) for _ in range(nstep)])
         return self._none
 
     def clear(self, ids: torch.Tensor) -> None:
         """Reset these worlds' data to the model's defaults (the env then writes their state)."""
         self._mask_t.zero_()
         self._mask_t[ids.to(self.device)] = True
-        with self._wp.ScopedDevice(self._wdev):
-            self._mjw.reset_data(self._m, self._d, reset=self._mask)
+        self._replay("clear", lambda: self._mjw.reset_data(self._m, self._d, reset=self._mask))
 
     def restarted(self, ids: torch.Tensor) -> None:
         """Nothing to do: the next step's forward pass starts from the written state, and the env
@@ -165,12 +157,11 @@ class WarpStepper:
     def forward(self, ids: torch.Tensor) -> None:
         """Recompute derived quantities (contacts, sensors, qacc). MuJoCo Warp's forward runs on every
         world; it is idempotent for the others (it neither integrates nor moves the warmstart)."""
-        with self._wp.ScopedDevice(self._wdev):
-            self._mjw.forward(self._m, self._d)
+        self._replay("forward", lambda: self._mjw.forward(self._m, self._d))
 
     def warm(self) -> float:
         """Compile (or load from Warp's cache) every kernel a step, a reset and a forward use, and
-        capture the step graph, so that none of it lands on the training clock. Seconds taken.
+        capture their graphs, so that none of it lands on the training clock. Seconds taken.
         Leaves the worlds in a state the env's reset() overwrites."""
         import time
 
@@ -178,10 +169,7 @@ class WarpStepper:
         every = torch.arange(self.num_envs, device=self.device)
         self.clear(every)
         self.forward(every)
-        with self._wp.ScopedDevice(self._wdev):
-            self._mjw.step(self._m, self._d)  # loads the modules outside any capture
-        if self._wdev.is_cuda:
-            self.step(4)
+        self.step(4)
         self.clear(every)
         self._wp.synchronize_device(self._wdev)
         return time.perf_counter() - start
@@ -189,12 +177,18 @@ class WarpStepper:
     def close(self) -> None:
         self._graphs.clear()
 
-    def _capture(self, nstep: int):
-        wp, mjw = self._wp, self._mjw
-        with wp.ScopedCapture(device=self._wdev, stream=self._stream) as capture:
-            for _ in range(nstep):
-                mjw.step(self._m, self._d)
-        return capture.graph
+    def _replay(self, key, work) -> None:
+        """Run `work` (warp launches) as a graph captured on its first call: on a GPU one CUDA graph
+        launch instead of hundreds of kernel launches; on Warp's CPU device a recorded replay (20x
+        faster than launching from Python, and the same code path the GPU takes, bit for bit)."""
+        wp = self._wp
+        graph = self._graphs.get(key)
+        if graph is None:
+            with wp.ScopedDevice(self._wdev):
+                with wp.ScopedCapture(device=self._wdev, stream=self._stream) as capture:
+                    work()  # recorded, not run
+            graph = self._graphs[key] = capture.graph
+        wp.capture_launch(graph, stream=self._stream)
 
 
 def warm_cache(device: torch.device | str) -> float:
@@ -248,3 +242,32 @@ def preflight_cuda(device: str) -> None:
             f"--device {device}: this GPU has compute capability {arch // 10}.{arch % 10}; MuJoCo Warp needs "
             "7.5 (Turing) or newer. Run with --device cpu."
         )
+
+
+def main(argv=None) -> int:
+    """`python -m harness.mujoco.stepper_warp --warm DEVICE`: check that MuJoCo Warp can run on DEVICE
+    and fill Warp's kernel cache. harness.backends.preflight runs it in a child process, so the
+    orchestrator holds no CUDA context for the rest of the experiment. Exit 3 with the fix on stderr."""
+    import argparse
+    import sys
+
+    from harness.env_api import BackendError
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--warm", metavar="DEVICE", required=True)
+    args = p.parse_args(argv)
+    try:
+        if args.warm.startswith("cuda"):
+            preflight_cuda(args.warm)
+        else:
+            preflight_import()
+        seconds = warm_cache(torch.device(args.warm))
+    except BackendError as e:
+        print(str(e), file=sys.stderr)
+        return 3
+    print(f"MuJoCo Warp kernels ready on {args.warm} in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
