@@ -6,4 +6,5 @@
   stepper_cpu   the physics on the CPU: C MuJoCo's mujoco.batch (the default)
   stepper_warp  the physics on a GPU (or Warp's CPU device, for tests): MuJoCo Warp
   read_state    frame rotations, and the simulation's arrays packed into a RobotState
+  draws         the env's random draws: numpy's streams on the CPU, a torch Generator on a GPU
 """

@@ -18,7 +18,7 @@ stage is computed after a step: the feet's positions and velocities come from qp
 exactly the velocity change over one physics step, as Isaac Lab differences it) are those of the
 last substep.
 
-Random draws: on the CPU, numpy's Generator (the streams this env always had, so CPU runs and
+Random draws (draws.py): on the CPU, numpy's Generator (the streams this env always had, so CPU runs and
 scores stay the same draw for draw); on a GPU, a torch Generator on the device. What is handed
 out is float32 on `device`.
 """
@@ -36,6 +36,7 @@ from harness.config import EnvOptions, OptionError
 from harness.env_api import (check_actions, check_command_ranges, check_commands, check_levels, check_options,
                              check_yaw, zero_unstable_rows)
 from harness.mujoco import robot
+from harness.mujoco.draws import Draws
 from harness.mujoco import terrain as terrain_mod
 from harness.mujoco.read_state import pack_state, projected_gravity, rotate_inverse
 from harness.state import RobotState, build_observation
@@ -48,35 +49,6 @@ _RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile c
 def default_stepper(device: torch.device | str) -> str:
     """The stepper a device gets unless told: MuJoCo Warp on a GPU, C MuJoCo on the CPU."""
     return "warp" if torch.device(device).type == "cuda" else "mujoco"
-
-
-class _Draws:
-    """The env's dynamics randomness. On a CPU simulation, numpy's Generator (the streams of every
-    earlier version of this env); on a GPU, a torch Generator there (no host round trip).
-    Returns tensors on the simulation's device: float64 from numpy, float32 on a GPU."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.device = device
-        self._np = np.random.default_rng(seed) if device.type == "cpu" else None
-        self._gen = None if self._np is not None else torch.Generator(device=device).manual_seed(seed)
-
-    def uniform(self, low, high, size) -> torch.Tensor:
-        if self._np is not None:
-            return torch.from_numpy(np.asarray(self._np.uniform(low, high, size), dtype=np.float64))
-        u = torch.rand(size, generator=self._gen, device=self.device)
-        low = torch.as_tensor(low, dtype=u.dtype, device=self.device)
-        high = torch.as_tensor(high, dtype=u.dtype, device=self.device)
-        return low + (high - low) * u
-
-    def random(self, k: int) -> torch.Tensor:
-        if self._np is not None:
-            return torch.from_numpy(self._np.random(k))
-        return torch.rand(k, generator=self._gen, device=self.device)
-
-    def integers(self, low: int, high: int, k: int) -> torch.Tensor:
-        if self._np is not None:
-            return torch.from_numpy(self._np.integers(low, high, k))
-        return torch.randint(low, high, (k,), generator=self._gen, device=self.device)
 
 
 class MujocoQuadrupedEnv:
@@ -151,7 +123,7 @@ class MujocoQuadrupedEnv:
         self._default_n = self._default.float().expand(n, 12)
         self._tile_centers = torch.as_tensor(self.terrain.tile_centers(), device=dev)  # (levels, types, 2)
 
-        self._rng = _Draws(self.seed, dev)  # dynamics randomness
+        self._rng = Draws(self.seed, dev)  # dynamics randomness
         self._obs_gen = torch.Generator(device=self.device).manual_seed(self.seed + 7919)  # observation noise
 
         self._ranges = {k: tuple(float(v) for v in getattr(options, k)) for k in config.COMMAND_NAMES}
@@ -274,7 +246,7 @@ class MujocoQuadrupedEnv:
     def reseed(self, seed: int) -> None:
         """Restart the env's random streams (spawns, commands, randomisation, observation noise)."""
         self.seed = int(seed)
-        self._rng = _Draws(self.seed, self._sim.device)
+        self._rng = Draws(self.seed, self._sim.device)
         self._obs_gen.manual_seed(self.seed + 7919)
 
     def warm(self) -> float:
