@@ -6,6 +6,8 @@
     uv run python benchmarks/noise.py --summary                          # the figures from the file so far
     uv run python benchmarks/noise.py --seeds 1 2 3 4 --budget 600       # the same at another budget
     uv run python benchmarks/noise.py --summary --budget 300 600         # each budget's figures and verdicts/h
+    uv run python benchmarks/noise.py --seeds 1 2 3 --device cuda --data benchmarks/noise_runs_gpu.tsv
+                                                                         # on a GPU (MuJoCo Warp), its own file
 
 Each run is what `uv run train.py` does for one seed: the supervised worker trains HEAD's train.py
 in the sandbox for the budget, then the separate scoring process scores the policy. Rows are
@@ -47,12 +49,12 @@ FIELDS = ["commit", "seed", "repeat", "vel_err", "survival", "env_steps", "steps
           "load_before", "budget_s", "run_dir", "foreign_share", "panel_episodes", "vel_err_at_run"]
 
 
-def run_one(seed: int, repeat: int, budget: float, folder: Path) -> dict:
+def run_one(seed: int, repeat: int, budget: float, folder: Path, device: str = "cpu") -> dict:
     """One seed of folder/train.py as the harness trains and scores it (harness.seedrun)."""
     out = folder / f"seed{seed}-r{repeat}"
     out.mkdir(parents=True)
     load = os.getloadavg()[0]
-    r = seedrun.train_and_score(ROOT, folder / "train.py", seed, out, Settings("mujoco", "cpu", budget, [], 1),
+    r = seedrun.train_and_score(ROOT, folder / "train.py", seed, out, Settings("mujoco", device, budget, [], 1),
                                 sandbox.choose("mujoco"), check_load=False, say=lambda text: None)
     if not r.ok:
         raise SystemExit(f"seed {seed} repeat {repeat} crashed: {r.reason} (see {out / 'train.log'})")
@@ -199,6 +201,7 @@ def _rep_rel_300() -> float:
 
 
 def main() -> int:
+    global DATA
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="*", default=[])
     p.add_argument("--repeat", type=int, nargs="*", default=[], help="seeds to run once more afterwards")
@@ -207,7 +210,10 @@ def main() -> int:
     p.add_argument("--summary", action="store_true")
     p.add_argument("--rescore", action="store_true", help="score saved policies on the current panel")
     p.add_argument("--import-run", type=Path, help="a harness run folder (with experiment.json) to add")
+    p.add_argument("--device", default="cpu", help="cuda: train with MuJoCo Warp on the GPU (scored on C MuJoCo)")
+    p.add_argument("--data", type=Path, default=DATA, help="the runs file (keep GPU runs apart from CPU runs)")
     a = p.parse_args()
+    DATA = a.data.resolve()
     if a.import_run:
         import_run(a.import_run)
     if a.rescore:
@@ -222,7 +228,7 @@ def main() -> int:
     folder.mkdir(parents=True)
     (folder / "train.py").write_bytes((ROOT / "train.py").read_bytes())
     for seed in [*a.seeds, *a.repeat]:
-        append({"commit": commit, **run_one(seed, repeats_so_far(commit, seed), a.budget[0], folder)})
+        append({"commit": commit, **run_one(seed, repeats_so_far(commit, seed), a.budget[0], folder, a.device)})
     summary(a.budget[0])
     return 0
 

@@ -9,6 +9,14 @@ INIT_NOISE_STD 1 sends, and every 50 steps a burst of N(0, 3) actions. On rough 
 are spread over all difficulty levels. Falls and time-outs reset as in training; a reset because
 MuJoCo warned of or produced a blown-up state is counted as unstable. The gate is 0 unstable.
 The 10 s stand and the drop test are tests/test_mujoco_env.py.
+
+The simulator (--sim):
+  pgs     C MuJoCo as the CPU trains and every score is taken (PGS, float64), the default;
+  newton  C MuJoCo with MuJoCo Warp's solver (Newton, float64): the solver change alone, at CPU speed;
+  warp    MuJoCo Warp itself (Newton, float32) on --device (cuda, or Warp's slow CPU device).
+
+    uv run python benchmarks/stability.py --sim newton --steps 1e6
+    uv run python benchmarks/stability.py --sim warp --device cuda --num-envs 4096
 """
 
 from __future__ import annotations
@@ -26,10 +34,24 @@ from harness import config, threads  # noqa: E402
 from harness.mujoco.env import MujocoQuadrupedEnv  # noqa: E402
 
 
-def run(terrain: str, steps: int, num_envs: int, seed: int) -> dict:
+def make_env(options, seed: int, sim: str, device: str) -> MujocoQuadrupedEnv:
+    if sim == "warp":
+        return MujocoQuadrupedEnv(options, seed=seed, device=device, stepper="warp")
+    env = MujocoQuadrupedEnv(options, seed=seed, nthread=threads.usable_cpus())
+    if sim == "newton":  # the same env on C MuJoCo stepping Warp's solver (before any reset)
+        from harness.mujoco.stepper_cpu import CpuStepper
+        from harness.mujoco.stepper_warp import gpu_model
+
+        env.model = gpu_model(env.model)
+        env._sim = CpuStepper(env.model, options.num_envs, threads.usable_cpus(), per_world_friction=True,
+                              per_world_mass=True)
+    return env
+
+
+def run(terrain: str, steps: int, num_envs: int, seed: int, sim: str = "pgs", device: str = "cpu") -> dict:
     options = config.make_options(num_envs=num_envs, terrain=terrain, push_interval_seconds=5.0,
                                   friction_range=(0.4, 1.25), added_mass_range=(-1.0, 3.0))
-    env = MujocoQuadrupedEnv(options, seed=seed, nthread=threads.usable_cpus())
+    env = make_env(options, seed, sim, device)
     g = torch.Generator().manual_seed(seed)
     env.reset()
     if terrain == "rough":
@@ -38,7 +60,7 @@ def run(terrain: str, steps: int, num_envs: int, seed: int) -> dict:
     start = time.perf_counter()
     while calls * num_envs < steps:
         scale = 3.0 if calls % 50 == 0 else 1.0
-        _, _, terminated, _, info = env.step(scale * torch.randn(num_envs, 12, generator=g))
+        _, _, terminated, _, info = env.step((scale * torch.randn(num_envs, 12, generator=g)).to(env.device))
         unstable += info["unstable"]
         falls += int(terminated.sum())
         calls += 1
@@ -53,10 +75,13 @@ def main() -> int:
     p.add_argument("--terrain", choices=(*config.TERRAINS, "both"), default="both")
     p.add_argument("--num-envs", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sim", choices=("pgs", "newton", "warp"), default="pgs")
+    p.add_argument("--device", default="cpu", help="MuJoCo Warp's device (--sim warp)")
     a = p.parse_args()
+    print(f"sim={a.sim} device={a.device if a.sim == 'warp' else 'cpu'} num_envs={a.num_envs}", flush=True)
     failed = False
     for terrain in config.TERRAINS if a.terrain == "both" else (a.terrain,):
-        r = run(terrain, int(a.steps), a.num_envs, a.seed)
+        r = run(terrain, int(a.steps), a.num_envs, a.seed, a.sim, a.device)
         failed |= r["unstable"] > 0
         print(f"{r['terrain']:>6}: {r['env_steps']:,} env steps, {r['unstable']} unstable, "
               f"{r['falls']:,} falls, {r['seconds']:.0f} s", flush=True)
