@@ -1,26 +1,20 @@
 """The embedded MuJoCo backend's environment: N quadrupeds, one env logic over two steppers.
 
-The physics lives in a stepper (the seam):
-  stepper_cpu.CpuStepper    C MuJoCo's mujoco.batch on the usable CPU threads (the default);
-  stepper_warp.WarpStepper  MuJoCo Warp on an NVIDIA GPU (`--device cuda`), or on Warp's CPU
-                            device (the tests run it there).
-Both hand out their simulation arrays (qpos, qvel, ctrl, sensordata, joint torque and qacc,
-per-world friction and mass) as torch tensors that share the simulator's memory, and step,
-clear, restart and forward rows. Everything else is written once, here, in torch on the
-stepper's device: commands, resets, pushes, randomisation, foot kinematics, RobotState,
-unstable rows, terrain levels. On a GPU no array leaves it; the only host syncs are a few
-scalars per step (how many envs are done, unstable, due for a command or a push).
+The physics lives in a stepper (the seam): stepper_cpu.CpuStepper, C MuJoCo's mujoco.batch on the
+CPU threads (the default), or stepper_warp.WarpStepper, MuJoCo Warp on an NVIDIA GPU (or on Warp's
+CPU device, in the tests). Both hand out the simulation's arrays (qpos, qvel, ctrl, sensordata, joint
+torque and qacc, per-world friction and mass) as torch tensors sharing the simulator's memory, and
+step, clear, restart and forward rows. Everything else is written once, here, in torch on the
+stepper's device: commands, resets, pushes, randomisation (draws.py), foot kinematics, RobotState,
+unstable rows, terrain levels. On a GPU no array leaves it; the host syncs are a few scalars per step
+(how many envs are done, unstable, due for a command or a push).
 
-One policy step = `stepper.step(4)`: the MJCF's DC motors (PD Kp 25, Kd 0.5 under Isaac Lab's
-Go2 torque-speed limit) act at every 200 Hz substep; integrator Euler, armature 0.01 kg m^2. No
-stage is computed after a step: the feet's positions and velocities come from qpos/qvel
-(robot.FootKinematics), while contact forces, joint torques and joint_acc (qacc: under Euler
-exactly the velocity change over one physics step, as Isaac Lab differences it) are those of the
-last substep.
-
-Random draws (draws.py): on the CPU, numpy's Generator (the streams this env always had, so CPU runs and
-scores stay the same draw for draw); on a GPU, a torch Generator on the device. What is handed
-out is float32 on `device`.
+One policy step = `stepper.step(4)`: the MJCF's DC motors (PD Kp 25, Kd 0.5 under Isaac Lab's Go2
+torque-speed limit) act at every 200 Hz substep; integrator Euler, armature 0.01 kg m^2. No stage is
+computed after a step: the feet's positions and velocities come from qpos/qvel (robot.FootKinematics),
+while contact forces, joint torques and joint_acc (qacc: under Euler exactly the velocity change over
+one physics step, as Isaac Lab differences it) are those of the last substep. Handed out: float32 on
+`device`.
 """
 
 from __future__ import annotations
@@ -39,6 +33,7 @@ from harness.mujoco import robot
 from harness.mujoco.draws import Draws
 from harness.mujoco import terrain as terrain_mod
 from harness.mujoco.read_state import pack_state, projected_gravity, rotate_inverse
+from harness.threads import one_torch_thread
 from harness.state import RobotState, build_observation
 
 STEPPERS = ("mujoco", "warp")  # C MuJoCo (mujoco.batch), MuJoCo Warp
@@ -47,17 +42,15 @@ _RESET_SPREAD = 0.5  # m, uniform +- offset of the spawn point around the tile c
 
 
 def default_stepper(device: torch.device | str) -> str:
-    """The stepper a device gets unless told: MuJoCo Warp on a GPU, C MuJoCo on the CPU."""
-    return "warp" if torch.device(device).type == "cuda" else "mujoco"
+    return "warp" if torch.device(device).type == "cuda" else "mujoco"  # MuJoCo Warp on a GPU
 
 
 class MujocoQuadrupedEnv:
     """harness.env_api.QuadrupedEnv on MuJoCo. See that module for the contract.
 
     Extra constructor keywords the harness does not pass from train.py:
-      stepper        "mujoco" (C MuJoCo on the CPU) or "warp" (MuJoCo Warp on `device`, which may be
-                     the CPU: the tests' way to run the GPU code without a GPU); None picks by
-                     device (default_stepper);
+      stepper        "mujoco" (C MuJoCo) or "warp" (MuJoCo Warp on `device`, the CPU too: how the
+                     tests run the GPU code); None: default_stepper(device);
       nthread        C MuJoCo batch threads, 0 = every CPU;
       episode_steps  episode length in policy steps (tests use short episodes).
     Extras: `model` (the simulated MjModel), `render_model` (the same robot with its looks),
@@ -167,6 +160,14 @@ class MujocoQuadrupedEnv:
     # --- QuadrupedEnv ----------------------------------------------------------------------
 
     def reset(self, yaw: torch.Tensor | None = None) -> torch.Tensor:
+        with one_torch_thread(self._sim.device):
+            return self._reset(yaw)
+
+    def step(self, actions: torch.Tensor):
+        with one_torch_thread(self._sim.device):
+            return self._step(actions)
+
+    def _reset(self, yaw: torch.Tensor | None) -> torch.Tensor:
         self._check_open()
         n = self.num_envs
         if yaw is not None:
@@ -181,7 +182,7 @@ class MujocoQuadrupedEnv:
         self.state = self._make_state(kin, self._contacts(), torch.zeros((n, 4), dtype=torch.bool, device=every.device))
         return self._observation(self.state)
 
-    def step(self, actions: torch.Tensor):
+    def _step(self, actions: torch.Tensor):
         self._check_open()
         if self._needs_reset:
             raise RuntimeError("call env.reset() before env.step()")
