@@ -4,9 +4,9 @@ MuJoCo (embedded) is the default: on the CPU it steps with C MuJoCo (mujoco.batc
 training steps the same MJCF with MuJoCo Warp on the GPU (harness.mujoco.stepper_warp), while
 scoring stays on C MuJoCo so that vel_err means the same on every machine. Isaac Lab needs Isaac
 Sim booted before any `isaaclab` import, so a process calls start_backend() once, early, before
-make_env(). preflight() checks that a backend and a device can run here (for MuJoCo Warp it also
-fills Warp's kernel cache); the orchestrator calls it before it records anything. Torch-free at
-import.
+make_env(); a training worker calls warm_training() too (MuJoCo Warp's kernels). preflight() checks
+that a backend and a device can run here (for MuJoCo Warp it also fills Warp's kernel cache); the
+orchestrator calls it before it records anything. Torch-free at import.
 """
 
 from __future__ import annotations
@@ -99,35 +99,29 @@ def _preflight_warp(device: str) -> None:
         raise BackendError(f"--device {device}: compiling MuJoCo Warp's kernels took over "
                            f"{WARP_PREFLIGHT_TIMEOUT_S:.0f} s. Run with --device cpu.") from None
     if p.returncode == 3:
-        raise BackendError(p.stderr.strip().splitlines()[-1])
+        raise BackendError((p.stderr.strip().splitlines() or [f"--device {device}: MuJoCo Warp cannot run here"])[-1])
     if p.returncode != 0:
         tail = " ".join((p.stderr or p.stdout).strip().splitlines()[-3:])[:400]
         raise BackendError(f"--device {device}: MuJoCo Warp could not compile or run its kernels here ({tail}). "
                            "Run with --device cpu.")
 
 
-def _torch_device(device):
-    import torch
-
-    return torch.device(device)
-
-
-def start_backend(name: str, device: torch.device, training: bool = True) -> float:
-    """Boot the simulator application if the backend has one (Isaac Sim); for MuJoCo training with
-    MuJoCo Warp, compile or load its kernels. Before the training clock: it is start-up. Seconds."""
-    import time
-
-    start = time.perf_counter()
+def start_backend(name: str, device: torch.device) -> None:
+    """Boot the simulator application if the backend has one (Isaac Sim); MuJoCo has none."""
     if check_backend(name) == "isaaclab":
         from harness.isaaclab.boot import start_app
 
         start_app(device)
-    elif training and mujoco_stepper(device) == "warp":
+
+
+def warm_training(name: str, device) -> None:
+    """Before the training clock (harness.worker): compile or load MuJoCo Warp's kernels where training
+    steps with it, so that the compile is start-up, reported in startup_seconds, and not budget."""
+    if check_backend(name) == "mujoco" and mujoco_stepper(device) == "warp":
         from harness.mujoco import stepper_warp
 
         seconds = stepper_warp.warm_cache(device)
         print(f"harness: MuJoCo Warp on {device}: kernels ready in {seconds:.1f} s (start-up, not budget)", flush=True)
-    return time.perf_counter() - start
 
 
 def make_env(

@@ -55,6 +55,10 @@ EVAL_TIMEOUT_S = 900.0
 # MuJoCo: panels are walked on C MuJoCo (PGS, float64) on every device, a policy trained with MuJoCo
 # Warp on a GPU included, so vel_err means the same on every machine (README, "The GPU").
 SCORING_STEPPER = "mujoco"
+
+
+def _stepper(backend: str) -> dict:
+    return {"stepper": SCORING_STEPPER} if backend == "mujoco" else {}  # a MuJoCo-only choice
 HELD_OUT_TIMEOUT_S = 1800.0
 MOVING_COMMAND = 0.3       # m/s command speed above which a step counts as "moving" for the gait check
 MOVING_BASE = 0.2          # m/s
@@ -123,9 +127,9 @@ def evaluate_policy(policy_path, backend: str = DEFAULT_BACKEND, device: str = "
     panel = make_panel(episodes=episodes or config.PANEL_EPISODES, task=task)
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
     E = panel.episodes
-    backends.start_backend(backend, device, training=False)
+    backends.start_backend(backend, device)
     env = backends.make_env(backend, eval_options(E, task), seed=EVAL_ENV_SEED, device=device, external_commands=True,
-                            stepper=SCORING_STEPPER)
+                            **_stepper(backend))
     z = lambda: torch.zeros((), dtype=torch.float64)  # noqa: E731
     sums = {k: z() for k in ("yaw", "still", "alive", "torque", "power", "slip", "slip_n")}
     stats = {"moving_steps": 0, "alive_steps": 0, "flight_steps": 0, "backwards_steps": 0, "walking_steps": 0,
@@ -218,14 +222,14 @@ def held_out(policy_paths, backend: str = DEFAULT_BACKEND, device: str = "cpu", 
     policies = {str(p): _load(p, device) for p in policy_paths}
     panel = make_panel(seed=seed, episodes=episodes or config.HELD_OUT_EPISODES, task=task)
     steps = min(steps or config.EPISODE_STEPS, config.EPISODE_STEPS)
-    backends.start_backend(backend, device, training=False)
+    backends.start_backend(backend, device)
     scores = {}
     for path, policy in policies.items():
         by_condition, vel, survived = {}, [], []
         for name, changes in config.HELD_OUT_CONDITIONS.items():
             # a fresh env with the same seed per policy: the same spawns, pushes and noise for all
             env = backends.make_env(backend, eval_options(panel.episodes, task, **changes), seed=seed, device=device,
-                                    external_commands=True, stepper=SCORING_STEPPER)
+                                    external_commands=True, **_stepper(backend))
             track = Tracking(panel.episodes, device)
             try:
                 for s in panel_rollout(policy, env, panel, steps, device):

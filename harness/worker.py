@@ -123,6 +123,7 @@ def main(argv=None) -> int:
         device = torch.device(args.device)
         threads.configure(args.device)
         backends.start_backend(args.backend, device)
+        backends.warm_training(args.backend, device)
         ctx = TrainContext(args.seed, device, args.backend, args.budget, args.smoke, channel.send, out / "curves.csv",
                            task=args.task)
     except BaseException as e:  # backend failures

@@ -173,7 +173,7 @@ def test_a_ppo_smoke_run_trains_on_warp_through_the_harness(tmp_path):
     assert n == 1
     source = re.sub(r"^STEPS_PER_ENV = 24", "STEPS_PER_ENV = 8", source, flags=re.M)
     repo = make_repo(tmp_path / "repo", source)
-    p = run_cmd(repo, "train.py", "--smoke", "--budget", "15",
+    p = run_cmd(repo, "train.py", "--smoke", "--budget", "6",
                 env={"HARNESS_MUJOCO_STEPPER": "warp", "HARNESS_HANG_TIMEOUT_S": "60"}, timeout=420)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     s = summary(p.stdout)

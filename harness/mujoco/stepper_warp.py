@@ -16,7 +16,7 @@ both. The differences, and why:
   - Per-world friction and trunk mass are put_model's batched fields (batch_sizes), written in
     place like the state. As on the CPU (mujoco.batch's expand), only body_mass changes: inertia
     and derived constants stay those of the nominal model.
-The first use of a model compiles Warp kernels (about a minute on a CPU, cached in ~/.cache/warp);
+The first use of a model compiles Warp kernels (about 40 s on 2 CPU cores, cached in ~/.cache/warp);
 `warm()` does it before the training clock starts.
 """
 
@@ -134,7 +134,7 @@ class WarpStepper:
         self.body_mass = t(m.body_mass) if per_world_mass else None          # (N, nbody)
         self._mask_t = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._mask = wp.from_torch(self._mask_t, dtype=wp.bool)
-        self._graphs: dict[int, object] = {}
+        self._graphs: dict = {}  # captured graphs by what they run
         self._none = torch.zeros(n, dtype=torch.bool, device=self.device)
 
     # --- the interface ----------------------------------------------------------------------
