@@ -215,8 +215,8 @@ def preflight_import() -> None:
         load_warp()
     except ImportError as e:
         raise BackendError(
-            f"the MuJoCo backend on this device steps with MuJoCo Warp, which is not installed ({e}). "
-            "Run `uv sync` (a default dependency on Python >= 3.11), or use --device cpu."
+            f"the MuJoCo backend trains on this device with MuJoCo Warp, which is not installed ({e}). It is a "
+            "default dependency on Python >= 3.11: there, run `uv sync`; or use --device cpu."
         ) from e
 
 
