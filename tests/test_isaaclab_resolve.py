@@ -1,4 +1,4 @@
-"""The project's dependencies resolve together with Isaac Lab 2.3.2 and rsl-rl-lib 3.0.1 on
+"""The project's dependencies (rsl-rl-lib 5.5.1 included) resolve together with Isaac Lab 2.3.2 on
 Python 3.11 (resolve only: `uv pip compile`, no Isaac Sim, nothing installed).
 
 Needs the package index (PyPI, as in CI); skips with the reason only when it is unreachable.
@@ -17,7 +17,7 @@ import pytest
 tomllib = pytest.importorskip("tomllib")
 
 ROOT = Path(__file__).resolve().parent.parent
-ISAAC_PINS = ("isaaclab==2.3.2.post1", "rsl-rl-lib==3.0.1")
+ISAAC_PINS = ("isaaclab==2.3.2.post1",)
 # Isaac Lab's wheel is cp311, manylinux_2_35 x86_64 only.
 PLATFORM = ("--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_35")
 NETWORK_TROUBLE = re.compile(
@@ -58,7 +58,7 @@ def test_project_dependencies_resolve_with_isaaclab_on_python_311(tmp_path, extr
         line.split("==", 1) for line in proc.stdout.splitlines() if "==" in line and not line.startswith("#")
     )
     assert pinned.get("isaaclab") == "2.3.2.post1", proc.stdout
-    assert pinned.get("rsl-rl-lib") == "3.0.1", proc.stdout
+    assert pinned.get("rsl-rl-lib") == "5.5.1", proc.stdout   # the project's own pin
     for name in ("mujoco", "torch", "numpy", "gymnasium", "matplotlib", "imageio", "imageio-ffmpeg"):
         assert name in pinned, f"{name} missing from the resolution:\n{proc.stdout}"
     # Isaac Lab pins numpy<2 and gymnasium==1.2.0: our lower bounds must admit them
