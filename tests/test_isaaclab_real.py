@@ -239,3 +239,26 @@ def test_real_train_py_smoke_run_through_the_harness(tmp_path):
     assert int(s["env_steps"]) > 0 and s["seed_scores"].startswith("1:") and s["gait"]
     row = rows(repo)[-1]
     assert (row["status"], row["backend"]) == ("smoke", "isaaclab") and float(row["vel_err"]) == float(s["vel_err"])
+
+
+def test_real_rough_task_self_check():
+    """The rough task (our terrain mixture, the height scanner for base and foot heights) built and
+    stood on by the self-check CLI, in its own process as a user runs it."""
+    import json
+    import subprocess
+
+    from harness import config
+    from harness.isaaclab import self_check
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.isaaclab.self_check", "--terrain", "rough", "--device", DEVICE,
+         "--num-envs", "4", "--steps", "50"],
+        capture_output=True, text=True, timeout=900, cwd=PROJECT, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(self_check.SELF_CHECK_MARK))
+    report = json.loads(line[len(self_check.SELF_CHECK_MARK):])
+    assert report["terrain"] == "rough" and report["device"] == "cpu" and report["obs_shape"] == [4, 48]
+    assert sorted(report["isaac_joint_order"]) == sorted(config.JOINT_NAMES) and report["state_finite"]
+    assert report["terminations"] == 0 and min(report["foot_contact_fraction"]) > 0.9
+    assert 0.2 < report["base_height_mean"] < 0.4 and report["projected_gravity_z_mean"] < -0.95
