@@ -42,7 +42,8 @@ ACTION_SCALE = 0.25     # joint target = default pose + ACTION_SCALE * action
 KP = 25.0
 KD = 0.5
 TORQUE_LIMIT = 23.5     # N m
-ACTION_CLIP = 100.0     # Isaac Lab's rsl-rl wrapper clips actions to this
+ACTION_CLIP = 100.0     # the harness clips actions to +-this on both backends (Isaac Lab 3.0's rsl-rl
+                        # wrapper clips only when the runner cfg sets clip_actions; its Go2 cfg does not)
 
 # --- observation ---------------------------------------------------------------------
 
