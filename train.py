@@ -91,7 +91,8 @@ def undesired_contacts(s):
     return s.undesired_contact.float().sum(-1)
 
 
-# Weights of Isaac Lab's Go2 flat velocity task. Like Isaac Lab, rewards are scaled by dt.
+# Weights of Isaac Lab 2.3's Go2 flat velocity task (3.0 changed a few: README, "Where the two
+# backends agree"). Like Isaac Lab, rewards are scaled by dt.
 REWARDS = {
     track_lin_vel_xy_exp: 1.5,
     track_ang_vel_z_exp: 0.75,

@@ -36,18 +36,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# rsl-rl-lib 5.5.x's runner config (Isaac Lab 3.0's UnitreeGo2FlatPPORunnerCfg, as a dict)
 RSL_RL_GO2_FLAT = {
     "num_steps_per_env": 24,
     "save_interval": 10**9,
-    "obs_groups": {"policy": ["policy"], "critic": ["policy"]},
-    "policy": {
-        "class_name": "ActorCritic",
-        "actor_hidden_dims": [128, 128, 128],
-        "critic_hidden_dims": [128, 128, 128],
+    "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+    "actor": {
+        "class_name": "MLPModel",
+        "hidden_dims": [128, 128, 128],
         "activation": "elu",
-        "init_noise_std": 1.0,
-        "actor_obs_normalization": True,    # Isaac Lab's Go2 runner has it off; train.py normalises
-        "critic_obs_normalization": True,
+        "obs_normalization": True,          # Isaac Lab's Go2 runner has it off; train.py normalises
+        "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0},
+    },
+    "critic": {
+        "class_name": "MLPModel",
+        "hidden_dims": [128, 128, 128],
+        "activation": "elu",
+        "obs_normalization": True,
     },
     "algorithm": {
         "class_name": "PPO",
@@ -132,8 +137,6 @@ def run_ours(seed: int, budget: float, checkpoints: list[float], at_steps: int |
 
 
 def run_rslrl(seed: int, budget: float, out: Path) -> dict:
-    import torch
-    from torch import nn
     import torch._dynamo  # noqa: F401
     from rsl_rl.runners import OnPolicyRunner
 
@@ -143,26 +146,19 @@ def run_rslrl(seed: int, budget: float, out: Path) -> dict:
     _seed_everything(seed)
     options = config.make_options(**train.ENV_OPTIONS)
     vec = wrappers.make_rsl_rl_env(options, seed=seed * 1000, reward_fn=lambda s: train.compute_reward(s)[0])
+    # log_dir=None: no writer, so learn() neither logs, saves checkpoints nor stores the code state
+    # (tensorboard, git), and each one-iteration learn() call below costs only the iteration.
     runner = OnPolicyRunner(vec, copy.deepcopy(RSL_RL_GO2_FLAT), log_dir=None, device="cpu")
-    # One learning iteration per learn() call, under the same clock as ours. Without this, every call
-    # would be rsl-rl's "last" iteration and save a checkpoint and its code state (tensorboard, git).
-    runner.disable_logs = True
+    # One learning iteration per learn() call, under the same clock as ours.
     start, iterations = time.monotonic(), 0
     while time.monotonic() - start < budget:
         runner.learn(num_learning_iterations=1, init_at_random_ep_len=iterations == 0)
         iterations += 1
     steps = iterations * RSL_RL_GO2_FLAT["num_steps_per_env"] * options.num_envs
-    ac = runner.alg.policy
+    # rsl-rl's own plain-tensor export of the actor: its normaliser, MLP and the Gaussian's mean
+    exported = runner.alg.get_policy().as_jit()
 
-    class Exported(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.norm, self.actor = ac.actor_obs_normalizer, ac.actor
-
-        def forward(self, obs):
-            return self.actor(self.norm(obs))
-
-    return {str(int(budget)): dict(_score(Exported().cpu().eval(), out / "rslrl.pt2"), env_steps=steps,
+    return {str(int(budget)): dict(_score(exported.cpu().eval(), out / "rslrl.pt2"), env_steps=steps,
                                    iterations=iterations)}
 
 

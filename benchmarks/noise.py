@@ -18,7 +18,8 @@ a quiet machine: anything else running changes steps/s and the score. --rescore 
 policy again on the harness's current panel (the score at run time stays in vel_err_at_run).
 --summary prints, over the runs of one budget scored on the current panel, the seed sd (first run
 of each seed) and the same-seed repeat sd (pooled over seeds run more than once), then what a night
-gets from them: simulated nights (simulate) under the verdict rule, keep rates and verdicts per hour.
+gets from them: simulated nights (simulate) under the verdict rule, keep rates, verdicts per hour, and
+the minutes from a new branch (its baseline) to its first verdict, with and without a floor run first.
 tests/test_verdict.py drives its simulated nights with the same figures (noise_model, simulate).
 """
 
@@ -183,16 +184,18 @@ def summary(budget: float = DEFAULT_BUDGET_S) -> None:
     # with no repeats at this budget, the repeat sd is taken as the same share of the score as at 300 s
     rep_rel = (n["repeat_sd"] / n["level"]) if n["repeat_dof"] else _rep_rel_300()
     seed_rel = math.sqrt(max((n["total_sd"] / n["level"]) ** 2 - rep_rel**2, 0.0))
-    for floor in (verdict.MAX_SEEDS, verdict.MIN_FLOOR_SEEDS):
-        print(f"  simulated verdicts, the incumbent measured on {floor} seeds up front:")
-        for name, scale, gain in (("equal but different code", 1, 0.0), ("the same, 3x the noise", 3, 0.0),
-                                  ("20 % better", 1, 0.2)):
+    for floor in (verdict.MAX_SEEDS, 1):
+        print(f"  simulated verdicts, the incumbent measured on {floor} seed(s) before the first experiment"
+              f"{' (evaluate.py floor)' if floor > 1 else ' (the baseline only)'}:")
+        for name, scale, gain in (("clearly worse (2x error)", 1, -1.0), ("equal but different code", 1, 0.0),
+                                  ("the same, 3x the noise", 3, 0.0), ("20 % better", 1, 0.2)):
             rate, seeds, _, reruns = simulate(10_000 if gain == 0 else 4000, 7, level=n["level"],
                                               seed_rel=scale * seed_rel, rep_rel=scale * rep_rel, gain=gain,
                                               same_code=False, floor_seeds=floor)
+            first = (floor + seeds + reruns) * seed_s / 60
             print(f"    {name:<25} kept {rate:6.2%}   {seeds:.2f} seeds a verdict (+{reruns:.2f} incumbent re-runs "
-                  f"the first time)   {3600 / (seeds * seed_s):.2f} verdicts/h")
-
+                  f"the first time)   {3600 / (seeds * seed_s):.2f} verdicts/h   first verdict {first:.0f} min "
+                  f"after the branch starts")
 
 
 def _rep_rel_300() -> float:

@@ -2,10 +2,11 @@
 
 MuJoCo (embedded) is the default: on the CPU it steps with C MuJoCo (mujoco.batch); on cuda,
 training steps the same MJCF with MuJoCo Warp on the GPU (harness.mujoco.stepper_warp), while
-scoring stays on C MuJoCo so that vel_err means the same on every machine. Isaac Lab needs Isaac
-Sim booted before any `isaaclab` import, so a process calls start_backend() once, early, before
-make_env(); a training worker calls warm_training() too (MuJoCo Warp's kernels). preflight() checks
-that a backend and a device can run here (for MuJoCo Warp it also fills Warp's kernel cache); the
+scoring stays on C MuJoCo so that vel_err means the same on every machine. Isaac Lab 3.0 (kit-less,
+Newton) has heavy imports and Warp's init, so a process calls start_backend() once, early, before
+make_env() and the clock; a training worker calls warm_training() too (MuJoCo Warp's kernels).
+preflight() checks that a backend and a device can run here (for MuJoCo Warp it also fills Warp's
+kernel cache); the
 orchestrator calls it before it records anything. Torch-free at import.
 """
 
@@ -58,17 +59,18 @@ def check_backend(name: str) -> str:
 def preflight(name: str, device: str) -> None:
     """Raise BackendError, saying what to install or set, if `name` cannot run on `device` here.
 
-    Boots no simulator: an unknown backend, Isaac Lab not installed (or the wrong Python), its EULA
-    not accepted, or CUDA asked for where torch sees none; for MuJoCo Warp (training on cuda), the
-    package, the GPU (compute capability >= 7.5) and the driver, then its kernels compiled (a child
-    process). Not being able to run is a problem of the machine, not an experiment: the caller stops
-    before any run folder or results.tsv row exists.
+    Boots no simulator: an unknown backend; for Isaac Lab, the wrong Python, Isaac Lab 3.x or its
+    packages missing, and on cuda an NVIDIA driver older than 580.65 or a GPU below compute capability
+    7.5; CUDA asked for where torch sees none; for MuJoCo Warp (training on cuda), the package, the
+    GPU (compute capability >= 7.5) and the driver, then its kernels compiled (a child process). Not
+    being able to run is a problem of the machine, not an experiment: the caller stops before any run
+    folder or results.tsv row exists.
     """
     if check_backend(name) == "isaaclab":
         from harness.isaaclab import boot
 
         boot.check_installed()
-        boot.check_eula()
+        boot.check_device(str(device))
     if str(device).startswith("cuda"):
         import torch
 
@@ -107,11 +109,11 @@ def _preflight_warp(device: str) -> None:
 
 
 def start_backend(name: str, device: torch.device) -> None:
-    """Boot the simulator application if the backend has one (Isaac Sim); MuJoCo has none."""
+    """Pay a backend's start-up before the clock (Isaac Lab: its imports and Warp's init); MuJoCo has none."""
     if check_backend(name) == "isaaclab":
-        from harness.isaaclab.boot import start_app
+        from harness.isaaclab.boot import start
 
-        start_app(device)
+        start(device)
 
 
 def warm_training(name: str, device) -> None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, fields, replace
 # --- robot ---------------------------------------------------------------------------
 
 # Our joint order, used everywhere (observations, actions, state). Leg by leg, hip to calf,
-# which is also MuJoCo's qpos order for our MJCF. Isaac Lab orders joints by type
-# (all hips, all thighs, all calves); harness/isaaclab/read_state.py maps between the two.
+# which is also MuJoCo's qpos order for our MJCF. Isaac Lab 3.0's order follows its physics
+# backend (PhysX: by type, all hips, all thighs, all calves; Newton: the USD's depth-first order);
+# harness/isaaclab/read_state.py maps between them by name.
 LEGS = ("FL", "FR", "RL", "RR")
 JOINT_NAMES = tuple(f"{leg}_{part}_joint" for leg in LEGS for part in ("hip", "thigh", "calf"))
 FOOT_NAMES = tuple(f"{leg}_foot" for leg in LEGS)
@@ -41,7 +42,8 @@ ACTION_SCALE = 0.25     # joint target = default pose + ACTION_SCALE * action
 KP = 25.0
 KD = 0.5
 TORQUE_LIMIT = 23.5     # N m
-ACTION_CLIP = 100.0     # Isaac Lab's rsl-rl wrapper clips actions to this
+ACTION_CLIP = 100.0     # the harness clips actions to +-this on both backends (Isaac Lab 3.0's rsl-rl
+                        # wrapper clips only when the runner cfg sets clip_actions; its Go2 cfg does not)
 
 # --- observation ---------------------------------------------------------------------
 

@@ -183,8 +183,8 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
 
     measured = verdict.measured_floor(list(inc_scores.values()) if inc else [r.vel_err for r in cand if r.ok])
     if status in KEPT:
-        step = (f"uv run evaluate.py apply   (keep: {head_short} stays and is the incumbent); then uv run evaluate.py "
-                f"floor   (measures it on the seeds it lacks, so the next verdicts start at once)")
+        step = (f"uv run evaluate.py apply   (keep: {head_short} stays and is the incumbent); then your next experiment "
+                f"(each verdict runs the incumbent on the seeds it lacks)")
     elif not_a_verdict(reason):
         step = ("uv run train.py again once the machine is quiet (a loaded run or a lost node is not a verdict: "
                 "nothing to apply)")
@@ -209,7 +209,7 @@ def run_experiment(root: Path, train_rel: str, settings: Settings, display: Disp
         "delta": delta, "incumbent": inc_short or None, "held_out": held_out,
         "held_out_gap": held_out - agg["vel_err"] if held_out is not None and agg["vel_err"] is not None else None,
         "noise_floor": measured if measured is not None else
-        f"needs {verdict.MIN_FLOOR_SEEDS} seeds of the incumbent (run uv run evaluate.py floor)",
+        f"needs {verdict.MIN_FLOOR_SEEDS} seeds of the incumbent (verdicts add them; evaluate.py floor adds all now)",
         "train_seconds": agg["train_s"], "startup_seconds": agg["startup_s"], "total_seconds": total_s,
         "steps_per_second": int(agg["env_steps"] / agg["train_s"]) if agg["train_s"] else None,
         "peak_mem_mb": _peak_mem_mb(), "task": settings.task, "backend": settings.backend, "device": settings.device,

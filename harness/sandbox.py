@@ -16,7 +16,8 @@ run writes outside its seed folder can reach a later run (README "The threat mod
 - on MuJoCo, no network: no TCP, and no abstract unix socket of the host.
 The worker itself refuses the kernel keyring to train.py (harness.seccomp), sandbox or not.
 
-Isaac Lab runs bare: Isaac Sim writes caches under $HOME and talks to its asset server. There,
+Isaac Lab runs bare: Warp writes its kernel cache under $HOME, and Isaac Lab loads go2.usd from NVIDIA's
+asset host unless ISAACSIM_ASSET_ROOT points at a local copy. There,
 containment rests on harness.proc's subreaper and detection on harness.integrity's file watch and
 harness.ipcwatch.
 """

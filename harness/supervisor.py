@@ -24,7 +24,7 @@ from harness import load, threads
 from harness import proc as proc_tools
 
 # Fixed limits. Tests shrink them with HARNESS_* environment variables, which mark a run as smoke.
-STARTUP_TIMEOUT_S = 900.0   # imports + simulator boot (Isaac Sim can take minutes)
+STARTUP_TIMEOUT_S = 900.0   # imports + simulator start (Isaac Lab's imports and Warp's first kernel builds can take minutes)
 HANG_TIMEOUT_S = 120.0      # no heartbeat (env.step or ctx.log) for this long: a hang
 OVERRUN_MARGIN_S = 60.0     # still training this long after the budget: killed
 EXPORT_TIMEOUT_S = 300.0    # torch.export of the policy after train() returned

@@ -4,9 +4,10 @@ Importing this module registers "QuadrupedVelocity-v0", so
     gymnasium.make_vec("QuadrupedVelocity-v0", num_envs=64)
 gives a numpy-in/numpy-out vector env on the embedded MuJoCo backend.
 
-RslRlVecEnv wraps any QuadrupedEnv (MuJoCo or Isaac Lab) for rsl-rl-lib 3.0.x's
-OnPolicyRunner, unmodified: observations are a TensorDict with one group, "policy"
-(use obs_groups={"policy": ["policy"], "critic": ["policy"]}), and rewards come from a
+RslRlVecEnv wraps any QuadrupedEnv (MuJoCo or Isaac Lab) for rsl-rl-lib 5.5.x's
+OnPolicyRunner, unmodified: observations are a TensorDict with one group, "policy", as Isaac
+Lab's own rsl-rl wrapper gives (use obs_groups={"actor": ["policy"], "critic": ["policy"]}, as
+Isaac Lab 3.0's Go2 runner config does), and rewards come from a
 `reward_fn(state: RobotState) -> (N,) tensor` computed on the transition's pre-reset state.
 """
 
@@ -125,7 +126,7 @@ except ImportError:  # rsl-rl-lib is a dependency; keep the module importable wi
 
 
 class RslRlVecEnv(_RslVecEnv):
-    """rsl-rl-lib 3.0.x VecEnv over any QuadrupedEnv, rewarded by reward_fn(state).
+    """rsl-rl-lib 5.5.x VecEnv over any QuadrupedEnv, rewarded by reward_fn(state).
 
     step() returns (TensorDict{"policy": obs}, rewards, dones (long), extras) with
     extras["time_outs"] the truncations (bootstrapped by PPO) and extras["log"] a few means.

@@ -1,12 +1,17 @@
-"""Stand-ins for the parts of Isaac Lab 2.3.2 that harness/isaaclab/ touches.
+"""Stand-ins for the parts of Isaac Lab 3.0.0 that harness/isaaclab/ touches.
 
-Isaac Sim cannot run here, so these mirror the real attribute names, shapes and call order,
-read from the isaaclab 2.3.2.post1 wheel's sources (paths below are inside
-isaaclab/source/isaaclab/isaaclab/ unless they start with isaaclab_tasks/). Behaviour is
+Isaac Lab 3.0 needs Python 3.12 and its own environment (.venv-isaaclab), so the default
+environment's tests run the adapter against these. They mirror the real attribute names, shapes
+and call order, read from the isaaclab 3.0.0 wheel's sources (paths below are inside the wheel's
+isaaclab/ unless they start with isaaclab_tasks/ or isaaclab_newton/): data properties are
+ProxyArrays (`.torch`, a zero-copy view), quaternions are x y z w, setters are
+write_*_to_sim_index(..., env_ids=...), the contact sensor has net_normal_forces_w(_history) and
+find_sensors / sensor_names, torques are `articulation.actuators.applied_effort`. Behaviour is
 re-implemented from what those files document, not copied. The physics is a toy: perfect
 joint-position tracking, a first-order base velocity, a fixed trot for foot contacts. The cfg's
 event terms do run, through a stand-in EventManager, as in Isaac Lab: the robot is reset, pushed
-and randomised only by what the (harness-edited) cfg configures.
+and randomised only by what the (harness-edited) cfg configures. tests/test_isaaclab_real.py
+checks the adapter against the real package wherever .venv-isaaclab exists.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import torch
 
 from harness import config
 
-# PhysX parses the Go2 USD breadth-first, so the articulation's joints come type-major
-# (all hips, all thighs, all calves; legs FL FR RL RR) -- what Isaac Lab users print from
-# Articulation.joint_names. The backend resolves them by name, never by this assumption.
+# In 3.0 the public joint order follows the physics backend's solver view unless
+# ArticulationCfg.joint_ordering pins it ("physx": type-major, all hips, all thighs, all calves;
+# "mjwarp": the USD's depth-first order, leg-major). The fake uses the type-major one, so that the
+# name-based map is exercised; the backend resolves joints by name, never by this assumption.
 ISAAC_JOINT_ORDER = tuple(f"{leg}_{part}_joint" for part in ("hip", "thigh", "calf") for leg in config.LEGS)
 # Body order comes from the USD (not in Isaac Lab's source); Go2 also has head links. Any order
 # works because the backend resolves bodies by name; this one is deliberately not leg-major.
@@ -50,33 +56,61 @@ def resolve_matching_names(keys, names, preserve_order: bool = False) -> tuple[l
     return ids, [names[i] for i in ids]
 
 
+class ProxyArray:
+    """utils/warp/proxy_array.py: what 3.0's data properties return. `.torch` is a zero-copy torch
+    view of the underlying (Warp) array, so in-place writes through it reach the data; `.warp` is
+    the Warp array itself (none here). The real one still bridges implicit tensor use (indexing,
+    arithmetic) with a one-time DeprecationWarning; the fake refuses it, so an adapter that relies
+    on the deprecated bridge fails here (tests/test_isaaclab_real.py turns that warning into an error)."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, tensor: torch.Tensor):
+        object.__setattr__(self, "_t", tensor)
+
+    @property
+    def torch(self) -> torch.Tensor:
+        return self._t
+
+    @property
+    def warp(self):
+        raise NotImplementedError("the fakes hold torch tensors only")
+
+    @property
+    def shape(self):
+        return tuple(self._t.shape)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ProxyArray is read-only")
+
+
 def quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate vectors given in the frame of (w, x, y, z) quaternions into the world."""
-    w, u = q[:, :1], q[:, 1:]
+    """Rotate vectors given in the frame of (x, y, z, w) quaternions (Isaac Lab 3.0) into the world."""
+    w, u = q[:, 3:], q[:, :3]
     return v * (2.0 * w * w - 1.0) + 2.0 * w * torch.cross(u, v, dim=-1) + 2.0 * u * (u * v).sum(-1, keepdim=True)
 
 
 def quat_apply_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate world vectors into the frame of (w, x, y, z) quaternions."""
-    w, u = q[:, :1], q[:, 1:]
+    """Rotate world vectors into the frame of (x, y, z, w) quaternions."""
+    w, u = q[:, 3:], q[:, :3]
     return v * (2.0 * w * w - 1.0) - 2.0 * w * torch.cross(u, v, dim=-1) + 2.0 * u * (u * v).sum(-1, keepdim=True)
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack((aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw), dim=-1)
+    """Hamilton product of (x, y, z, w) quaternions."""
+    ax, ay, az, aw = a.unbind(-1)
+    bx, by, bz, bw = b.unbind(-1)
+    return torch.stack((aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz), dim=-1)
 
 
 def quat_from_euler_xyz(roll: torch.Tensor, pitch: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
-    """(w, x, y, z) of the rotation yaw (z) after pitch (y) after roll (x), as isaaclab.utils.math."""
+    """(x, y, z, w) of the rotation yaw (z) after pitch (y) after roll (x), as isaaclab.utils.math."""
     cr, sr = torch.cos(roll / 2), torch.sin(roll / 2)
     cp, sp = torch.cos(pitch / 2), torch.sin(pitch / 2)
     cy, sy = torch.cos(yaw / 2), torch.sin(yaw / 2)
-    return torch.stack((cy * cr * cp + sy * sr * sp, cy * sr * cp - sy * cr * sp,
-                        cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp), dim=-1)
+    return torch.stack((cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp,
+                        sy * cr * cp - cy * sr * sp, cy * cr * cp + sy * sr * sp), dim=-1)
 
 
 def sample_uniform(lower, upper, size, device="cpu") -> torch.Tensor:
@@ -86,7 +120,7 @@ def sample_uniform(lower, upper, size, device="cpu") -> torch.Tensor:
 
 
 def yaw_of(q: torch.Tensor) -> torch.Tensor:
-    w, x, y, z = q.unbind(-1)
+    x, y, z, w = q.unbind(-1)
     return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
@@ -185,11 +219,12 @@ def _toy_mass(body: str) -> float:
 
 
 class FakeArticulationData:
-    """Mirrors ArticulationData: joint tensors in articulation (type-major) order, (N, J); body
-    tensors (N, B, 3). The root velocity lives in the world frame, root_com_vel_w (N, 6) =
-    [lin, ang], as PhysX reports it; root_vel_w / root_lin_vel_w / root_ang_vel_w are views of it,
-    and root_lin_vel_b / root_ang_vel_b (N, 3) are derived from it and root_quat_w on every read,
-    like projected_gravity_b. Writing a _b tensor therefore changes nothing, as in Isaac Lab."""
+    """Mirrors 3.0's ArticulationData: every property is a ProxyArray (`.torch`); joint arrays in
+    articulation order, (N, J); body arrays (N, B, 3); quaternions x y z w. The root velocity lives
+    in the world frame, root_com_vel_w (N, 6) = [lin, ang], as the solver reports it; root_vel_w /
+    root_lin_vel_w / root_ang_vel_w are views of it, and root_lin_vel_b / root_ang_vel_b (N, 3) are
+    derived from it and root_quat_w on every read, like projected_gravity_b. Writing a _b array
+    therefore changes nothing, as in Isaac Lab. The fake's own physics writes the `_` tensors."""
 
     def __init__(self, n: int, joint_names, body_names, device="cpu"):
         j, b = len(joint_names), len(body_names)
@@ -197,73 +232,90 @@ class FakeArticulationData:
         self.joint_names = list(joint_names)
         self.body_names = list(body_names)
         by_name = dict(zip(config.JOINT_NAMES, config.DEFAULT_JOINT_POS))
-        self.default_joint_pos = torch.tensor([[by_name[nm] for nm in joint_names]] * n, device=device)
-        self.default_joint_vel = z(n, j)
-        self.default_root_state = torch.tensor([[*GO2_INIT_POS, 1.0, 0.0, 0.0, 0.0] + [0.0] * 6] * n, device=device)
-        self.default_mass = torch.tensor([[_toy_mass(nm) for nm in body_names]] * n)   # CPU, as PhysX's
-        self.joint_pos = self.default_joint_pos.clone()
-        self.joint_vel = z(n, j)
-        self.joint_acc = z(n, j)
-        self.applied_torque = z(n, j)
-        self.computed_torque = z(n, j)
-        self.root_pos_w = z(n, 3)
-        self.root_quat_w = torch.tensor([[1.0, 0.0, 0.0, 0.0]] * n, device=device)
-        self.root_com_vel_w = z(n, 6)
-        self.body_pos_w = z(n, b, 3)
-        self.body_lin_vel_w = z(n, b, 3)
-        self.GRAVITY_VEC_W = torch.tensor([[0.0, 0.0, -1.0]] * n, device=device)
+        self._default_joint_pos = torch.tensor([[by_name[nm] for nm in joint_names]] * n, device=device)
+        self._default_joint_vel = z(n, j)
+        self._default_root_pose = torch.tensor([[*GO2_INIT_POS, 0.0, 0.0, 0.0, 1.0]] * n, device=device)
+        self._default_root_vel = z(n, 6)
+        self._body_mass = torch.tensor([[_toy_mass(nm) for nm in body_names]] * n, device=device)
+        self._joint_pos = self._default_joint_pos.clone()
+        self._joint_vel = z(n, j)
+        self._joint_acc = z(n, j)
+        self._root_pos_w = z(n, 3)
+        self._root_quat_w = torch.tensor([[0.0, 0.0, 0.0, 1.0]] * n, device=device)
+        self._root_com_vel_w = z(n, 6)
+        self._body_pos_w = z(n, b, 3)
+        self._body_lin_vel_w = z(n, b, 3)
+        self._gravity_vec_w = torch.tensor([[0.0, 0.0, -1.0]] * n, device=device)
+
+    default_joint_pos = property(lambda self: ProxyArray(self._default_joint_pos))
+    default_joint_vel = property(lambda self: ProxyArray(self._default_joint_vel))
+    default_root_pose = property(lambda self: ProxyArray(self._default_root_pose))
+    default_root_vel = property(lambda self: ProxyArray(self._default_root_vel))
+    body_mass = property(lambda self: ProxyArray(self._body_mass))
+    joint_pos = property(lambda self: ProxyArray(self._joint_pos))
+    joint_vel = property(lambda self: ProxyArray(self._joint_vel))
+    joint_acc = property(lambda self: ProxyArray(self._joint_acc))
+    root_pos_w = property(lambda self: ProxyArray(self._root_pos_w))
+    root_quat_w = property(lambda self: ProxyArray(self._root_quat_w))
+    root_com_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w))
+    root_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w))
+    root_lin_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w[:, :3]))
+    root_ang_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w[:, 3:]))
+    body_pos_w = property(lambda self: ProxyArray(self._body_pos_w))
+    body_lin_vel_w = property(lambda self: ProxyArray(self._body_lin_vel_w))
 
     @property
-    def root_vel_w(self) -> torch.Tensor:
-        return self.root_com_vel_w
+    def root_lin_vel_b(self) -> ProxyArray:
+        return ProxyArray(quat_apply_inverse(self._root_quat_w, self._root_com_vel_w[:, :3]))
 
     @property
-    def root_lin_vel_w(self) -> torch.Tensor:
-        return self.root_com_vel_w[:, :3]
+    def root_ang_vel_b(self) -> ProxyArray:
+        return ProxyArray(quat_apply_inverse(self._root_quat_w, self._root_com_vel_w[:, 3:]))
 
     @property
-    def root_ang_vel_w(self) -> torch.Tensor:
-        return self.root_com_vel_w[:, 3:]
+    def projected_gravity_b(self) -> ProxyArray:
+        return ProxyArray(quat_apply_inverse(self._root_quat_w, self._gravity_vec_w))
 
     @property
-    def root_lin_vel_b(self) -> torch.Tensor:
-        return quat_apply_inverse(self.root_quat_w, self.root_lin_vel_w)
-
-    @property
-    def root_ang_vel_b(self) -> torch.Tensor:
-        return quat_apply_inverse(self.root_quat_w, self.root_ang_vel_w)
-
-    @property
-    def projected_gravity_b(self) -> torch.Tensor:
-        return quat_apply_inverse(self.root_quat_w, self.GRAVITY_VEC_W)
-
-    @property
-    def root_link_pose_w(self) -> torch.Tensor:
-        return torch.cat((self.root_pos_w, self.root_quat_w), dim=-1)
+    def root_link_pose_w(self) -> ProxyArray:
+        return ProxyArray(torch.cat((self._root_pos_w, self._root_quat_w), dim=-1))
 
 
-class FakeArticulationView:
-    """The parts of Articulation.root_physx_view that the startup DR events use, on the CPU as in
-    PhysX: per-env body masses (N, B) and per-shape materials (N, S, 3: static friction, dynamic
-    friction, restitution; toy: one shape per body, PhysX's default 0.5 / 0.5 / 0 before DR).
-    The setters write only the rows in `indices`, of a full (N, ...) buffer."""
+class FakeActuatorCollection:
+    """actuators/actuator_collection.py: Articulation.actuators; applied_effort (N, J) after clipping,
+    computed_effort before (3.0's home of the deprecated ArticulationData.applied_torque)."""
 
-    def __init__(self, default_mass: torch.Tensor):
-        n, self.max_shapes = default_mass.shape
-        self._masses = default_mass.clone()
-        self._materials = torch.tensor([0.5, 0.5, 0.0]).repeat(n, self.max_shapes, 1)
+    def __init__(self, n: int, j: int, device="cpu"):
+        self._applied_effort = torch.zeros(n, j, device=device)
+        self._computed_effort = torch.zeros(n, j, device=device)
 
-    def get_masses(self) -> torch.Tensor:
-        return self._masses.clone()
+    applied_effort = property(lambda self: ProxyArray(self._applied_effort))
+    computed_effort = property(lambda self: ProxyArray(self._computed_effort))
 
-    def set_masses(self, masses: torch.Tensor, indices: torch.Tensor) -> None:
-        self._masses[indices] = masses[indices]
+
+class FakeRootView:
+    """The materials of Articulation.root_view that randomize_rigid_body_material writes (3.0 dispatches
+    the term per physics backend; this keeps the PhysX tensor API's shape): per-shape materials
+    (N, S, 3: static friction, dynamic friction, restitution; toy: one shape per body, 0.5 / 0.5 / 0
+    before DR). The setter writes only the rows in `indices`, of a full (N, ...) buffer."""
+
+    def __init__(self, n: int, shapes: int):
+        self.max_shapes = shapes
+        self._materials = torch.tensor([0.5, 0.5, 0.0]).repeat(n, shapes, 1)
 
     def get_material_properties(self) -> torch.Tensor:
         return self._materials.clone()
 
     def set_material_properties(self, materials: torch.Tensor, indices: torch.Tensor) -> None:
         self._materials[indices] = materials[indices]
+
+
+def _rows_cols(env_ids, col_ids):
+    envs = slice(None) if env_ids is None else env_ids
+    cols = slice(None) if col_ids is None else col_ids
+    if not isinstance(envs, slice) and not isinstance(cols, slice):
+        envs = torch.as_tensor(envs)[:, None]
+    return envs, cols
 
 
 class FakeWrenchComposer:
@@ -273,22 +325,25 @@ class FakeWrenchComposer:
         self.forces = torch.zeros(n, b, 3, device=device)
         self.torques = torch.zeros(n, b, 3, device=device)
 
-    def set_forces_and_torques(self, forces, torques, body_ids=None, env_ids=None):
-        envs = slice(None) if env_ids is None else env_ids
-        bodies = slice(None) if body_ids is None else body_ids
-        if not isinstance(envs, slice) and not isinstance(bodies, slice):
-            envs = torch.as_tensor(envs)[:, None]
-        self.forces[envs, bodies] = forces
-        self.torques[envs, bodies] = torques
+    def set_forces_and_torques_index(self, forces=None, torques=None, positions=None, body_ids=None, env_ids=None,
+                                     is_global: bool = False):
+        envs, bodies = _rows_cols(env_ids, body_ids)
+        if forces is not None:
+            self.forces[envs, bodies] = forces
+        if torques is not None:
+            self.torques[envs, bodies] = torques
 
 
 class FakeArticulation:
-    """Mirrors Articulation: names, find_joints / find_bodies, the write_*_to_sim setters the
-    events use (root pose, root com velocity in the WORLD frame, joint state), root_physx_view."""
+    """Mirrors 3.0's Articulation: names, find_joints / find_bodies, the write_*_to_sim_index setters
+    the events and the driver use (keyword-only data, env_ids; root pose x y z + quaternion x y z w,
+    root velocity of the com in the WORLD frame, joint position / velocity), set_masses_index,
+    `actuators`, root_view."""
 
     def __init__(self, n: int, joint_names=ISAAC_JOINT_ORDER, body_names=GO2_BODY_NAMES, device="cpu"):
         self.data = FakeArticulationData(n, joint_names, body_names, device)
-        self.root_physx_view = FakeArticulationView(self.data.default_mass)
+        self.actuators = FakeActuatorCollection(n, len(joint_names), device)
+        self.root_view = FakeRootView(n, len(body_names))
         self.permanent_wrench_composer = FakeWrenchComposer(n, len(body_names), device)
         self.num_instances = n
         self.device = device
@@ -315,79 +370,98 @@ class FakeArticulation:
     def find_joints(self, name_keys, joint_subset=None, preserve_order: bool = False):
         return resolve_matching_names(name_keys, joint_subset or self.joint_names, preserve_order)
 
-    def write_root_pose_to_sim(self, root_pose: torch.Tensor, env_ids=None):
+    def write_root_pose_to_sim_index(self, *, root_pose: torch.Tensor, env_ids=None, skip_forward: bool = False):
         ids = slice(None) if env_ids is None else env_ids
-        self.data.root_pos_w[ids] = root_pose[:, :3]
-        self.data.root_quat_w[ids] = root_pose[:, 3:7]
+        self.data._root_pos_w[ids] = root_pose[:, :3]
+        self.data._root_quat_w[ids] = root_pose[:, 3:7]
 
-    def write_root_velocity_to_sim(self, root_velocity: torch.Tensor, env_ids=None):
+    def write_root_velocity_to_sim_index(self, *, root_velocity: torch.Tensor, env_ids=None, skip_forward: bool = False):
         """[lin, ang] of the centre of mass in the world frame, (len(env_ids), 6)."""
-        self.write_root_com_velocity_to_sim(root_velocity, env_ids)
+        self.write_root_com_velocity_to_sim_index(root_velocity=root_velocity, env_ids=env_ids)
 
-    def write_root_com_velocity_to_sim(self, root_velocity: torch.Tensor, env_ids=None):
+    def write_root_com_velocity_to_sim_index(self, *, root_velocity: torch.Tensor, env_ids=None,
+                                             skip_forward: bool = False):
         ids = slice(None) if env_ids is None else env_ids
-        self.data.root_com_vel_w[ids] = root_velocity.clone()
+        self.data._root_com_vel_w[ids] = root_velocity.clone()
 
-    def write_joint_state_to_sim(self, position, velocity, joint_ids=None, env_ids=None):
-        envs = slice(None) if env_ids is None else env_ids
-        joints = slice(None) if joint_ids is None else joint_ids
-        if not isinstance(envs, slice) and not isinstance(joints, slice):
-            envs = torch.as_tensor(envs)[:, None]
-        self.data.joint_pos[envs, joints] = position
-        self.data.joint_vel[envs, joints] = velocity
-        self.data.joint_acc[envs, joints] = 0.0     # as the real setter: no stale acceleration
+    def write_joint_position_to_sim_index(self, *, position, joint_ids=None, env_ids=None, skip_forward: bool = False):
+        envs, joints = _rows_cols(env_ids, joint_ids)
+        self.data._joint_pos[envs, joints] = position
+        self.data._joint_acc[envs, joints] = 0.0     # as the real setter: no stale acceleration
+
+    def write_joint_velocity_to_sim_index(self, *, velocity, joint_ids=None, env_ids=None, skip_forward: bool = False):
+        envs, joints = _rows_cols(env_ids, joint_ids)
+        self.data._joint_vel[envs, joints] = velocity
+        self.data._joint_acc[envs, joints] = 0.0
+
+    def set_masses_index(self, *, masses: torch.Tensor, body_ids=None, env_ids=None) -> None:
+        """masses (len(env_ids), len(body_ids)): partial data, as the real index setter."""
+        envs, bodies = _rows_cols(env_ids, body_ids)
+        self.data._body_mass[envs, bodies] = masses
 
 
-# --- sensors/contact_sensor/contact_sensor.py, contact_sensor_data.py, contact_sensor_cfg.py
+# --- sensors/contact_sensor/contact_sensor_data.py, contact_sensor.py (isaaclab_newton's) --
 
 
 class FakeContactSensorData:
-    """net_forces_w (N, B, 3); net_forces_w_history (N, T, B, 3), newest first; air/contact times (N, B)."""
+    """ProxyArrays: net_normal_forces_w (N, B, 3); net_normal_forces_w_history (N, T, B, 3), newest
+    first; net_forces_w / net_forces_w_history, their 3.x aliases; air/contact times (N, B)."""
 
     def __init__(self, n: int, b: int, history: int, device="cpu"):
         z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
-        self.net_forces_w = z(n, b, 3)
-        self.net_forces_w_history = z(n, history, b, 3)
-        self.current_air_time = z(n, b)
-        self.last_air_time = z(n, b)
-        self.current_contact_time = z(n, b)
-        self.last_contact_time = z(n, b)
+        self._net_normal_forces_w = z(n, b, 3)
+        self._net_normal_forces_w_history = z(n, history, b, 3)
+        self._current_air_time = z(n, b)
+        self._last_air_time = z(n, b)
+        self._current_contact_time = z(n, b)
+        self._last_contact_time = z(n, b)
+
+    net_normal_forces_w = property(lambda self: ProxyArray(self._net_normal_forces_w))
+    net_normal_forces_w_history = property(lambda self: ProxyArray(self._net_normal_forces_w_history))
+    net_forces_w = net_normal_forces_w
+    net_forces_w_history = net_normal_forces_w_history
+    current_air_time = property(lambda self: ProxyArray(self._current_air_time))
+    last_air_time = property(lambda self: ProxyArray(self._last_air_time))
+    current_contact_time = property(lambda self: ProxyArray(self._current_contact_time))
+    last_contact_time = property(lambda self: ProxyArray(self._last_contact_time))
 
 
 class FakeContactSensor:
-    """A ContactSensor on "{ENV_REGEX_NS}/Robot/.*" (history_length 3, track_air_time, threshold 1 N)."""
+    """A ContactSensor on "{ENV_REGEX_NS}/Robot/.*" (history_length 3, track_air_time, threshold 1 N).
+    3.0 names its bodies sensors: sensor_names / find_sensors (body_names / find_bodies are deprecated
+    aliases there)."""
 
     def __init__(self, n: int, body_names=GO2_BODY_NAMES, history_length: int = 3, device="cpu"):
         self.cfg = SimpleNamespace(history_length=history_length, track_air_time=True, force_threshold=1.0)
-        self.body_names = list(body_names)
-        self.num_bodies = len(body_names)
-        self.data = FakeContactSensorData(n, self.num_bodies, history_length, device)
+        self.sensor_names = list(body_names)
+        self.num_sensors = len(body_names)
+        self.data = FakeContactSensorData(n, self.num_sensors, history_length, device)
 
-    def find_bodies(self, name_keys, preserve_order: bool = False):
-        return resolve_matching_names(name_keys, self.body_names, preserve_order)
+    def find_sensors(self, name_keys, preserve_order: bool = False):
+        return resolve_matching_names(name_keys, self.sensor_names, preserve_order)
 
-    def compute_first_contact(self, dt: float, abs_tol: float = 1.0e-8) -> torch.Tensor:
-        t = self.data.current_contact_time
-        return (t > 0.0) * (t < dt + abs_tol)
+    def compute_first_contact(self, dt: float, abs_tol: float | None = None) -> ProxyArray:
+        t = self.data._current_contact_time
+        return ProxyArray((t > 0.0) * (t < dt + (1.0e-8 if abs_tol is None else abs_tol)))
 
     def update(self, dt: float, forces: torch.Tensor) -> None:
         """One sensor update (every physics step): history shift and air/contact time bookkeeping."""
         d = self.data
-        d.net_forces_w[:] = forces
-        d.net_forces_w_history[:] = d.net_forces_w_history.roll(1, dims=1)
-        d.net_forces_w_history[:, 0] = forces
+        d._net_normal_forces_w[:] = forces
+        d._net_normal_forces_w_history[:] = d._net_normal_forces_w_history.roll(1, dims=1)
+        d._net_normal_forces_w_history[:, 0] = forces
         touching = forces.norm(dim=-1) > self.cfg.force_threshold
-        landed = (d.current_air_time > 0) & touching
-        lifted = (d.current_contact_time > 0) & ~touching
-        d.last_air_time[:] = torch.where(landed, d.current_air_time + dt, d.last_air_time)
-        d.current_air_time[:] = torch.where(touching, 0.0, d.current_air_time + dt)
-        d.last_contact_time[:] = torch.where(lifted, d.current_contact_time + dt, d.last_contact_time)
-        d.current_contact_time[:] = torch.where(touching, d.current_contact_time + dt, 0.0)
+        landed = (d._current_air_time > 0) & touching
+        lifted = (d._current_contact_time > 0) & ~touching
+        d._last_air_time[:] = torch.where(landed, d._current_air_time + dt, d._last_air_time)
+        d._current_air_time[:] = torch.where(touching, 0.0, d._current_air_time + dt)
+        d._last_contact_time[:] = torch.where(lifted, d._current_contact_time + dt, d._last_contact_time)
+        d._current_contact_time[:] = torch.where(touching, d._current_contact_time + dt, 0.0)
 
     def reset(self, env_ids) -> None:
         d = self.data
-        for t in (d.net_forces_w, d.net_forces_w_history, d.current_air_time, d.last_air_time,
-                  d.current_contact_time, d.last_contact_time):
+        for t in (d._net_normal_forces_w, d._net_normal_forces_w_history, d._current_air_time, d._last_air_time,
+                  d._current_contact_time, d._last_contact_time):
             t[env_ids] = 0.0
 
 
@@ -395,7 +469,8 @@ class FakeContactSensor:
 
 
 class FakeRayCaster:
-    """The Go2 height scanner: yaw-aligned 1.6 m x 1.0 m grid, 0.1 m, under the base. data.ray_hits_w (N, R, 3)."""
+    """The Go2 height scanner: yaw-aligned 1.6 m x 1.0 m grid, 0.1 m, under the base. data.ray_hits_w (N, R, 3),
+    a ProxyArray as in 3.0's RayCasterData."""
 
     def __init__(self, n: int, ground: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], device="cpu"):
         xs = torch.linspace(-0.8, 0.8, 17, device=device)
@@ -403,16 +478,16 @@ class FakeRayCaster:
         gx, gy = torch.meshgrid(xs, ys, indexing="ij")
         self._grid = torch.stack((gx.flatten(), gy.flatten()), dim=-1)  # (R, 2)
         self.ground = ground
-        self.data = SimpleNamespace(pos_w=torch.zeros(n, 3, device=device), quat_w=None,
-                                    ray_hits_w=torch.zeros(n, self._grid.shape[0], 3, device=device))
+        self.data = SimpleNamespace(pos_w=ProxyArray(torch.zeros(n, 3, device=device)), quat_w=None,
+                                    ray_hits_w=ProxyArray(torch.zeros(n, self._grid.shape[0], 3, device=device)))
 
     def update(self, base_pos_w: torch.Tensor, yaw: torch.Tensor) -> None:
         c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
         gx, gy = self._grid[:, 0][None], self._grid[:, 1][None]
         x = base_pos_w[:, :1] + c * gx - s * gy
         y = base_pos_w[:, 1:2] + s * gx + c * gy
-        self.data.pos_w = base_pos_w.clone()
-        self.data.ray_hits_w = torch.stack((x, y, self.ground(x, y)), dim=-1)
+        self.data.pos_w.torch[:] = base_pos_w
+        self.data.ray_hits_w.torch[:] = torch.stack((x, y, self.ground(x, y)), dim=-1)
 
 
 # --- envs/mdp/commands/velocity_command.py, managers/command_manager.py --------------------
@@ -421,9 +496,10 @@ class FakeRayCaster:
 class FakeUniformVelocityCommand:
     """UniformVelocityCommand: vel_command_b (N, 3) body-frame command, is_standing_env, metrics.
 
-    Metric semantics of the real class (_update_metrics / CommandTerm.reset): every step adds
-    ||cmd_xy - root_lin_vel_b_xy|| / (resampling_time_range[1] / step_dt); the sum is zeroed only
-    when the episode resets, where its mean over the resetting envs is logged.
+    Metric semantics of 3.0's class (_update_metrics / reset): every step adds
+    ||cmd_xy - root_lin_vel_b_xy|| to a per-env sum and counts the step; at an env's reset the
+    episode mean (sum / steps) becomes metrics["error_vel_xy"], its mean over the resetting envs is
+    logged as Metrics/base_velocity/error_vel_xy, and the sums restart.
     """
 
     def __init__(self, cfg, robot: FakeArticulation, n: int, step_dt: float, device="cpu"):
@@ -434,16 +510,19 @@ class FakeUniformVelocityCommand:
         self.is_standing_env = torch.zeros(n, dtype=torch.bool, device=device)
         self.time_left = torch.zeros(n, device=device)
         self.metrics = {"error_vel_xy": torch.zeros(n, device=device), "error_vel_yaw": torch.zeros(n, device=device)}
+        self._error_xy_sum = torch.zeros(n, device=device)
+        self._error_yaw_sum = torch.zeros(n, device=device)
+        self._step_count = torch.zeros(n, device=device)
 
     @property
     def command(self) -> torch.Tensor:
         return self.vel_command_b
 
     def compute(self, dt: float) -> None:
-        steps = self.cfg.resampling_time_range[1] / self.step_dt
         d = self.robot.data
-        self.metrics["error_vel_xy"] += (self.vel_command_b[:, :2] - d.root_lin_vel_b[:, :2]).norm(dim=-1) / steps
-        self.metrics["error_vel_yaw"] += (self.vel_command_b[:, 2] - d.root_ang_vel_b[:, 2]).abs() / steps
+        self._error_xy_sum += (self.vel_command_b[:, :2] - d.root_lin_vel_b.torch[:, :2]).norm(dim=-1)
+        self._error_yaw_sum += (self.vel_command_b[:, 2] - d.root_ang_vel_b.torch[:, 2]).abs()
+        self._step_count += 1.0
         self.time_left -= dt
         due = (self.time_left <= 0.0).nonzero().flatten()
         if len(due):
@@ -451,10 +530,15 @@ class FakeUniformVelocityCommand:
         self.vel_command_b[self.is_standing_env] = 0.0
 
     def reset(self, env_ids) -> dict:
+        denom = self._step_count[env_ids].clamp_min(1.0)
+        self.metrics["error_vel_xy"][env_ids] = self._error_xy_sum[env_ids] / denom
+        self.metrics["error_vel_yaw"][env_ids] = self._error_yaw_sum[env_ids] / denom
         out = {}
         for k, v in self.metrics.items():
             out[k] = float(v[env_ids].mean())
             v[env_ids] = 0.0
+        for t in (self._error_xy_sum, self._error_yaw_sum, self._step_count):
+            t[env_ids] = 0.0
         self._resample(env_ids)
         return out
 
@@ -545,7 +629,7 @@ class randomize_rigid_body_material(ManagerTermBase):  # noqa: N801 (Isaac Lab's
     def __call__(self, env, env_ids, static_friction_range, dynamic_friction_range, restitution_range, num_buckets,
                  asset_cfg, make_consistent=False):
         env_ids = _all_envs(env, env_ids)
-        view = self.asset.root_physx_view
+        view = self.asset.root_view
         samples = self.material_buckets[torch.randint(0, num_buckets, (len(env_ids), view.max_shapes))]
         materials = view.get_material_properties()
         shapes = self.asset_cfg.body_ids          # toy: shape k belongs to body k
@@ -557,7 +641,9 @@ class randomize_rigid_body_material(ManagerTermBase):  # noqa: N801 (Isaac Lab's
 
 
 class randomize_rigid_body_mass(ManagerTermBase):  # noqa: N801 (Isaac Lab's name)
-    """Masses of the chosen bodies = default mass (op) a sample, so repeated calls do not drift."""
+    """Masses of the chosen bodies = the masses at the first call (op) a sample, so repeated calls do
+    not drift; written with set_masses_index. Distributions "uniform" and "log_uniform" (3.0's Go2
+    default: x 0.8-1.25 log-uniform)."""
 
     def __init__(self, cfg, env):
         super().__init__(cfg, env)
@@ -566,20 +652,26 @@ class randomize_rigid_body_mass(ManagerTermBase):  # noqa: N801 (Isaac Lab's nam
         if cfg.params["operation"] not in ("add", "scale", "abs"):
             raise ValueError("Randomization term 'randomize_rigid_body_mass' does not support operation:"
                              f" '{cfg.params['operation']}'.")
+        self.default_mass = None
 
     def __call__(self, env, env_ids, asset_cfg, mass_distribution_params, operation, distribution="uniform",
                  recompute_inertia=True, min_mass=1e-6):
-        if distribution != "uniform":
-            raise NotImplementedError("the fake samples masses uniformly only")
+        if self.default_mass is None:
+            self.default_mass = self.asset.data.body_mass.torch.clone()
         env_ids = _all_envs(env, env_ids)
         ids = self.asset_cfg.body_ids
         rows = env_ids[:, None]
         cols = torch.arange(self.asset.num_bodies) if isinstance(ids, slice) else torch.tensor(ids)
-        masses = self.asset.root_physx_view.get_masses()
-        default = self.asset.data.default_mass[rows, cols]
-        sample = sample_uniform(*mass_distribution_params, default.shape)
-        masses[rows, cols] = {"add": default + sample, "scale": default * sample, "abs": sample}[operation]
-        self.asset.root_physx_view.set_masses(masses.clamp(min=min_mass), env_ids)
+        default = self.default_mass[rows, cols]
+        lo, hi = mass_distribution_params
+        if distribution == "uniform":
+            sample = sample_uniform(lo, hi, default.shape)
+        elif distribution == "log_uniform":
+            sample = torch.exp(sample_uniform(math.log(lo), math.log(hi), default.shape))
+        else:
+            raise NotImplementedError(f"the fake samples 'uniform' and 'log_uniform' only, not {distribution!r}")
+        masses = {"add": default + sample, "scale": default * sample, "abs": sample}[operation]
+        self.asset.set_masses_index(masses=masses.clamp(min=min_mass), body_ids=cols, env_ids=env_ids)
         # (the real term also rescales inertias; the toy physics has none)
 
 
@@ -591,41 +683,43 @@ def apply_external_force_torque(env, env_ids, force_range, torque_range, asset_c
     size = (len(env_ids), bodies, 3)
     forces = sample_uniform(*force_range, size, asset.device)
     torques = sample_uniform(*torque_range, size, asset.device)
-    asset.permanent_wrench_composer.set_forces_and_torques(forces=forces, torques=torques,
-                                                           body_ids=asset_cfg.body_ids, env_ids=env_ids)
+    asset.permanent_wrench_composer.set_forces_and_torques_index(forces=forces, torques=torques,
+                                                                 body_ids=asset_cfg.body_ids, env_ids=env_ids)
 
 
 def reset_root_state_uniform(env, env_ids, pose_range, velocity_range, asset_cfg=SceneEntityCfg("robot")):
     """Pose: default root pose + env origin + sampled offset, orientation turned by the sampled
-    roll/pitch/yaw; velocity: default + sampled, written as the world-frame com velocity."""
+    roll/pitch/yaw (x y z w); velocity: default + sampled, written as the world-frame com velocity."""
     asset = env.scene[asset_cfg.name]
-    root = asset.data.default_root_state[env_ids].clone()
-    pose = _sample_axes(pose_range, len(env_ids), asset.device)
-    pos = root[:, :3] + env.scene.env_origins[env_ids] + pose[:, :3]
-    quat = quat_mul(root[:, 3:7], quat_from_euler_xyz(pose[:, 3], pose[:, 4], pose[:, 5]))
-    vel = root[:, 7:13] + _sample_axes(velocity_range, len(env_ids), asset.device)
-    asset.write_root_pose_to_sim(torch.cat((pos, quat), dim=-1), env_ids=env_ids)
-    asset.write_root_velocity_to_sim(vel, env_ids=env_ids)
+    root_pose = asset.data.default_root_pose.torch[env_ids]
+    root_vel = asset.data.default_root_vel.torch[env_ids]
+    pose = _sample_axes(pose_range, root_pose.shape[0], asset.device)
+    pos = root_pose[:, :3] + env.scene.env_origins[env_ids] + pose[:, :3]
+    quat = quat_mul(root_pose[:, 3:7], quat_from_euler_xyz(pose[:, 3], pose[:, 4], pose[:, 5]))
+    vel = root_vel + _sample_axes(velocity_range, root_pose.shape[0], asset.device)
+    asset.write_root_pose_to_sim_index(root_pose=torch.cat((pos, quat), dim=-1), env_ids=env_ids)
+    asset.write_root_velocity_to_sim_index(root_velocity=vel, env_ids=env_ids)
 
 
 def reset_joints_by_scale(env, env_ids, position_range, velocity_range, asset_cfg=SceneEntityCfg("robot")):
     """Default joint position / velocity times a sampled scale (the fake has no joint limits to clamp to)."""
     asset = env.scene[asset_cfg.name]
     rows = env_ids if isinstance(asset_cfg.joint_ids, slice) else env_ids[:, None]
-    pos = asset.data.default_joint_pos[rows, asset_cfg.joint_ids].clone()
-    vel = asset.data.default_joint_vel[rows, asset_cfg.joint_ids].clone()
+    pos = asset.data.default_joint_pos.torch[rows, asset_cfg.joint_ids].clone()
+    vel = asset.data.default_joint_vel.torch[rows, asset_cfg.joint_ids].clone()
     pos *= sample_uniform(*position_range, pos.shape, pos.device)
     vel *= sample_uniform(*velocity_range, vel.shape, vel.device)
-    asset.write_joint_state_to_sim(pos, vel, joint_ids=asset_cfg.joint_ids, env_ids=env_ids)
+    asset.write_joint_position_to_sim_index(position=pos, joint_ids=asset_cfg.joint_ids, env_ids=env_ids)
+    asset.write_joint_velocity_to_sim_index(velocity=vel, joint_ids=asset_cfg.joint_ids, env_ids=env_ids)
 
 
 def push_by_setting_velocity(env, env_ids, velocity_range, asset_cfg=SceneEntityCfg("robot")):
     """A push: the sampled [x y z roll pitch yaw] velocity is added to the WORLD-frame root (com)
     velocity and written back, so a yawed robot feels it turned in its base frame."""
     asset = env.scene[asset_cfg.name]
-    vel_w = asset.data.root_vel_w[env_ids]        # a copy (indexed by a tensor)
+    vel_w = asset.data.root_vel_w.torch[env_ids]        # a copy (indexed by a tensor)
     vel_w += _sample_axes(velocity_range, vel_w.shape[0], asset.device)
-    asset.write_root_velocity_to_sim(vel_w, env_ids=env_ids)
+    asset.write_root_velocity_to_sim_index(root_velocity=vel_w, env_ids=env_ids)
 
 
 # --- managers/event_manager.py ---------------------------------------------------------------
@@ -721,8 +815,8 @@ class FakeEventManager:
         return {}
 
 
-# --- cfg objects (isaaclab_tasks/manager_based/locomotion/velocity/velocity_env_cfg.py and
-#     .../config/go2/rough_env_cfg.py, flat_env_cfg.py), names as there ---------------------
+# --- cfg objects (isaaclab_tasks/core/velocity/velocity_env_cfg.py and
+#     .../config/go2/rough_env_cfg.py, flat_env_cfg.py), names and values as there ------------
 
 
 def fake_terms():
@@ -737,9 +831,14 @@ def _time_out(env) -> torch.Tensor:               # envs/mdp/terminations.py: ti
 
 def _illegal_contact(env, threshold: float, sensor_cfg) -> torch.Tensor:   # terminations.py: illegal_contact
     sensor = env.scene.sensors[sensor_cfg.name]
-    ids, _ = sensor.find_bodies(sensor_cfg.body_names)
-    peak = sensor.data.net_forces_w_history[:, :, ids].norm(dim=-1).amax(dim=1)
+    ids, _ = sensor.find_sensors(sensor_cfg.body_names)
+    peak = sensor.data.net_normal_forces_w_history.torch[:, :, ids].norm(dim=-1).amax(dim=1)
     return (peak > threshold).any(dim=1)
+
+
+def _unsupported_event(env, env_ids, **params):
+    """Stands for an event term the fake does not simulate (randomize_rigid_body_com); the harness removes it."""
+    raise NotImplementedError("the fake does not simulate this event term; the harness's cfg edit removes it")
 
 
 def _zero_reward(env, **kwargs) -> torch.Tensor:
@@ -755,7 +854,7 @@ class UnitreeGo2FlatEnvCfg(SimpleNamespace):
 
 
 def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
-    """The registry's UnitreeGo2RoughEnvCfg / UnitreeGo2FlatEnvCfg after __post_init__ (the parts we edit)."""
+    """The registry's UnitreeGo2RoughEnvCfg / UnitreeGo2FlatEnvCfg (3.0) after __post_init__ (the parts we edit)."""
     S = SimpleNamespace
     sub_terrains = {k: S(proportion=p) for k, p in (
         ("pyramid_stairs", 0.2), ("pyramid_stairs_inv", 0.2), ("boxes", 0.2),
@@ -767,7 +866,7 @@ def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
         seed=None,
         decimation=4,
         episode_length_s=20.0,
-        sim=S(dt=0.005, device="cuda:0", render_interval=4),
+        sim=S(dt=0.005, device="cuda:0", render_interval=4, use_newton_actuators=True),
         actions=S(joint_pos=S(asset_name="robot", joint_names=[".*"], scale=0.25, use_default_offset=True)),
         scene=S(
             num_envs=4096,
@@ -793,23 +892,27 @@ def make_go2_cfg(terrain: str = "rough") -> SimpleNamespace:
                 "restitution_range": (0.0, 0.0), "num_buckets": 64}),
             add_base_mass=EventTermCfg(func=randomize_rigid_body_mass, mode="startup", params={
                 "asset_cfg": SceneEntityCfg("robot", body_names="base"),
-                "mass_distribution_params": (-1.0, 3.0), "operation": "add"}),
-            base_com=None,
+                "mass_distribution_params": (1 / 1.25, 1.25), "operation": "scale", "distribution": "log_uniform"}),
+            base_com=EventTermCfg(func=_unsupported_event, mode="startup", params={
+                "asset_cfg": SceneEntityCfg("robot", body_names="base"),
+                "com_range": {"x": (-0.05, 0.05), "y": (-0.05, 0.05), "z": (-0.01, 0.01)}}),
             base_external_force_torque=EventTermCfg(func=apply_external_force_torque, mode="reset", params={
                 "asset_cfg": SceneEntityCfg("robot", body_names="base"), "force_range": (0.0, 0.0),
                 "torque_range": (-0.0, 0.0)}),
             reset_base=EventTermCfg(func=reset_root_state_uniform, mode="reset", params={
                 "pose_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5), "yaw": (-3.14, 3.14)},
-                "velocity_range": {k: (0.0, 0.0) for k in _AXES}}),
+                "velocity_range": {k: (-0.5, 0.5) for k in _AXES}}),
             reset_robot_joints=EventTermCfg(func=reset_joints_by_scale, mode="reset", params={
-                "position_range": (1.0, 1.0), "velocity_range": (0.0, 0.0)}),
-            push_robot=None,
+                "position_range": (0.5, 1.5), "velocity_range": (0.0, 0.0)}),
+            push_robot=EventTermCfg(func=push_by_setting_velocity, mode="interval", interval_range_s=(10.0, 15.0),
+                                    params={"velocity_range": {"x": (-0.5, 0.5), "y": (-0.5, 0.5)}}),
         ),
         rewards=S(
             track_lin_vel_xy_exp=rew(1.5), track_ang_vel_z_exp=rew(0.75), lin_vel_z_l2=rew(-2.0),
             ang_vel_xy_l2=rew(-0.05), dof_torques_l2=rew(-0.0002), dof_acc_l2=rew(-2.5e-7),
-            action_rate_l2=rew(-0.01), feet_air_time=rew(0.01 if rough else 0.25), undesired_contacts=None,
+            action_rate_l2=rew(-0.005), feet_air_time=rew(0.01 if rough else 0.25), undesired_contacts=None,
             flat_orientation_l2=rew(-2.5 if not rough else 0.0), dof_pos_limits=rew(0.0),
+            base_height_l2=rew(-30.0, target_height=0.4),
         ),
         terminations=S(
             time_out=TerminationTermCfg(func=_time_out, time_out=True),
@@ -912,14 +1015,14 @@ class FakeManagerBasedRLEnv:
     def step(self, action: torch.Tensor):
         assert action.shape == (self.num_envs, 12)
         data = self.scene["robot"].data
-        target = data.default_joint_pos + self.cfg.actions.joint_pos.scale * action
+        target = data._default_joint_pos + self.cfg.actions.joint_pos.scale * action
         for _ in range(self.cfg.decimation):
             self._sim_step_counter += 1
             self._physics(target)
         self.common_step_counter += 1
         self.episode_length_buf += 1
         for ids in self.nan_at.get(self.common_step_counter, []):
-            data.joint_vel[ids] = float("nan")
+            data._joint_vel[ids] = float("nan")
         # terminations
         self.reset_terminated = torch.zeros_like(self.reset_buf)
         self.reset_time_outs = torch.zeros_like(self.reset_buf)
@@ -932,7 +1035,7 @@ class FakeManagerBasedRLEnv:
         self.reset_buf = self.reset_terminated | self.reset_time_outs
         # rewards
         cmd = self.command_manager.get_term("base_velocity")
-        self.log_isaac.append((cmd.vel_command_b.clone(), data.root_lin_vel_b.clone()))
+        self.log_isaac.append((cmd.vel_command_b.clone(), data.root_lin_vel_b.torch.clone()))
         reward = torch.zeros(self.num_envs)
         for _, term in self._terms(self.cfg.rewards):
             if term.weight != 0.0:
@@ -951,22 +1054,23 @@ class FakeManagerBasedRLEnv:
     # --- toy physics -------------------------------------------------------------------
     def _physics(self, target: torch.Tensor) -> None:
         dt = self.physics_dt
-        data = self.scene["robot"].data
-        old_pos, old_vel = data.joint_pos.clone(), data.joint_vel.clone()
-        data.applied_torque[:] = (config.KP * (target - old_pos) - config.KD * old_vel).clamp(
+        robot = self.scene["robot"]
+        data = robot.data
+        old_pos, old_vel = data._joint_pos.clone(), data._joint_vel.clone()
+        robot.actuators._applied_effort[:] = (config.KP * (target - old_pos) - config.KD * old_vel).clamp(
             -config.TORQUE_LIMIT, config.TORQUE_LIMIT)
-        data.joint_pos[:] = target                     # perfect position tracking
-        data.joint_vel[:] = (target - old_pos) / dt
-        data.joint_acc[:] = (data.joint_vel - old_vel) / dt
+        data._joint_pos[:] = target                     # perfect position tracking
+        data._joint_vel[:] = (target - old_pos) / dt
+        data._joint_acc[:] = (data._joint_vel - old_vel) / dt
         cmd = self.command_manager.get_command("base_velocity")
-        lean = (target[:, :2] - data.default_joint_pos[:, :2])   # the action moves the base too
-        # a first-order lag in the base frame; PhysX's state (and a push) is the world-frame velocity
-        q = data.root_quat_w
-        v_b, w_b = data.root_lin_vel_b, data.root_ang_vel_b
+        lean = (target[:, :2] - data._default_joint_pos[:, :2])   # the action moves the base too
+        # a first-order lag in the base frame; the solver's state (and a push) is the world-frame velocity
+        q = data._root_quat_w
+        v_b, w_b = data.root_lin_vel_b.torch, data.root_ang_vel_b.torch
         v_b[:, :2] = 0.95 * v_b[:, :2] + 0.05 * (0.8 * cmd[:, :2] + 0.5 * lean)
         w_b[:, 2] = 0.95 * w_b[:, 2] + 0.05 * cmd[:, 2]
-        data.root_com_vel_w[:] = torch.cat((quat_apply(q, v_b), quat_apply(q, w_b)), dim=-1)
-        data.root_pos_w[:, :2] += data.root_lin_vel_w[:, :2] * dt
+        data._root_com_vel_w[:] = torch.cat((quat_apply(q, v_b), quat_apply(q, w_b)), dim=-1)
+        data._root_pos_w[:, :2] += data._root_com_vel_w[:, :2] * dt
         yaw = yaw_of(q)
         c, s = torch.cos(yaw), torch.sin(yaw)
         # trot: diagonal pairs alternate, 2 Hz
@@ -974,22 +1078,22 @@ class FakeManagerBasedRLEnv:
         names = data.body_names
         feet = self._foot_ids
         swing = torch.sin(self._phase[:, None] + self._leg_phase)                    # (N, 4)
-        x = data.root_pos_w[:, :1] + c[:, None] * self._hip_x - s[:, None] * self._hip_y
-        y = data.root_pos_w[:, 1:2] + s[:, None] * self._hip_x + c[:, None] * self._hip_y
+        x = data._root_pos_w[:, :1] + c[:, None] * self._hip_x - s[:, None] * self._hip_y
+        y = data._root_pos_w[:, 1:2] + s[:, None] * self._hip_x + c[:, None] * self._hip_y
         new = torch.stack((x, y, self.ground(x, y) + 0.02 + 0.06 * swing.clamp(min=0.0)), dim=-1)
-        data.body_lin_vel_w[:, feet] = (new - data.body_pos_w[:, feet]) / dt
-        data.body_pos_w[:, feet] = new
+        data._body_lin_vel_w[:, feet] = (new - data._body_pos_w[:, feet]) / dt
+        data._body_pos_w[:, feet] = new
         forces = torch.zeros(self.num_envs, len(names), 3)
         forces[:, feet, 2] = torch.where(swing <= 0.0, 40.0, 0.0)
         ground = self.ground
         base = names.index("base")
-        data.root_pos_w[:, 2] = ground(data.root_pos_w[:, 0], data.root_pos_w[:, 1]) + 0.3
-        data.body_pos_w[:, base] = data.root_pos_w
+        data._root_pos_w[:, 2] = ground(data._root_pos_w[:, 0], data._root_pos_w[:, 1]) + 0.3
+        data._body_pos_w[:, base] = data._root_pos_w
         for i in self.base_contact_at.get(self.common_step_counter + 1, []):
             forces[i, base, 2] = 50.0
         self.scene.sensors["contact_forces"].update(dt, forces)
         if "height_scanner" in self.scene.sensors:
-            self.scene.sensors["height_scanner"].update(data.root_pos_w, yaw)
+            self.scene.sensors["height_scanner"].update(data._root_pos_w, yaw)
 
     def _reset_idx(self, ids: torch.Tensor) -> None:
         # the robot's pose, velocity and joints come back only through the "reset" events

@@ -1,5 +1,6 @@
-"""The Isaac Lab backend without Isaac Sim: adapters, cfg edit and driver against fakes that
-mirror Isaac Lab 2.3.2's attribute names and step order (tests/isaaclab_fakes.py)."""
+"""The Isaac Lab backend in the default environment: pre-flight, adapters, cfg edit and driver
+against fakes that mirror Isaac Lab 3.0's attribute names, shapes and step order
+(tests/isaaclab_fakes.py). tests/test_isaaclab_real.py runs the same adapter on the real package."""
 
 from __future__ import annotations
 
@@ -49,12 +50,13 @@ def make(terrain="flat", n=4, external=False, seed=0, edit=None, **options):
     return ienv.IsaacLabQuadrupedEnv.from_isaac_env(fake, opts, seed=seed, external_commands=external), fake
 
 
-# --- backend switch, installation, EULA ---------------------------------------------------
+# --- backend switch, installation, device pre-flight ----------------------------------------
 
 
 @pytest.mark.skipif(importlib.util.find_spec("isaaclab") is not None, reason="Isaac Lab is installed here")
 def test_backend_switch_without_isaaclab_says_what_to_install():
     calls = (
+        lambda: backends.preflight("isaaclab", "cpu"),
         lambda: backends.start_backend("isaaclab", CPU),
         lambda: backends.make_env("isaaclab", EnvOptions(num_envs=2), seed=0, device=CPU),
     )
@@ -62,23 +64,49 @@ def test_backend_switch_without_isaaclab_says_what_to_install():
         with pytest.raises(BackendError) as err:
             call()
         msg = str(err.value)
-        for needle in ("isaaclab", "isaacsim", "not installed", "pip install", "2.3.2.post1", "Python 3.11"):
+        for needle in ("Isaac Lab 3.0", "Python 3.12", sys.executable, "uv sync --project harness/isaaclab",
+                       "UV_PROJECT_ENVIRONMENT=$PWD/.venv-isaaclab", ".venv-isaaclab/bin/python train.py"):
             assert needle in msg, (needle, msg)
-    assert "isaaclab" not in sys.modules and boot.app() is None
+    assert "isaaclab" not in sys.modules
 
 
-def test_eula_is_never_accepted_for_the_user(monkeypatch):
-    monkeypatch.setattr(boot, "check_installed", lambda: None)
-    for value in (None, "", "no", "maybe"):
-        if value is None:
-            monkeypatch.delenv(boot.EULA_ENV_VAR, raising=False)
-        else:
-            monkeypatch.setenv(boot.EULA_ENV_VAR, value)
-        with pytest.raises(BackendError, match="OMNI_KIT_ACCEPT_EULA=YES"):
-            boot.start_app(CPU)
-    assert "isaaclab" not in sys.modules and boot.app() is None
-    assert all(boot.eula_accepted({boot.EULA_ENV_VAR: v}) for v in ("YES", "y", "1", " Yes "))
-    assert not boot.eula_accepted({})
+def test_install_check_names_each_missing_piece(monkeypatch):
+    here = sys.version_info[:2]
+    monkeypatch.setattr(boot, "PYTHON", here)                       # pretend this Python is the right one
+    monkeypatch.setattr(boot, "missing_packages", lambda: ["isaaclab_newton", "warp"])
+    with pytest.raises(BackendError, match=r"(?s)package\(s\) \['isaaclab_newton', 'warp'\].*uv sync"):
+        boot.check_installed()
+    monkeypatch.setattr(boot, "missing_packages", lambda: [])
+    monkeypatch.setattr(boot, "isaaclab_version", lambda: "2.3.2.post1")
+    with pytest.raises(BackendError, match="(?s)targets Isaac Lab 3.x.*2.3.2.post1"):
+        boot.check_installed()
+    monkeypatch.setattr(boot, "isaaclab_version", lambda: "3.0.0")
+    monkeypatch.setattr(sys, "prefix", str(boot.ROOT / "harness" / "isaaclab" / ".venv"))
+    with pytest.raises(BackendError, match="(?s)inside harness/.*rm -rf"):
+        boot.check_installed()
+    monkeypatch.setattr(sys, "prefix", str(boot.VENV))
+    boot.check_installed()                                          # all present: no error
+
+
+def test_device_preflight_driver_and_gpu():
+    boot.check_device("cpu", driver=None, capability=None)          # Warp's CPU device needs neither
+    with pytest.raises(BackendError, match="(?s)no NVIDIA driver.*580.65.*--device cpu"):
+        boot.check_device("cuda", driver=None)
+    with pytest.raises(BackendError, match="driver 570.86.15 is older than 580.65"):
+        boot.check_device("cuda:0", driver=(570, 86, 15))
+    with pytest.raises(BackendError, match="compute capability 7.0 is below 7.5"):
+        boot.check_device("cuda", driver=(580, 65, 6), capability=(7, 0))
+    boot.check_device("cuda", driver=(580, 65, 6), capability=(9, 0))
+    boot.check_device("cuda", driver=(590, 1), capability=(7, 5))
+
+
+def test_driver_version_reads_the_kernel_module_line(monkeypatch, tmp_path):
+    line = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release Build  (dvs-builder@U16)\n"
+    fake = tmp_path / "version"
+    fake.write_text(line)
+    real_path = boot.Path
+    monkeypatch.setattr(boot, "Path", lambda p: fake if p == "/proc/driver/nvidia/version" else real_path(p))
+    assert boot.driver_version() == (580, 65, 6)
 
 
 def test_isaac_device_strings():
@@ -135,20 +163,20 @@ def _isaac_shaped_scene(n=3):
     d, c, names = robot.data, contact.data, fk.GO2_BODY_NAMES
     g = torch.Generator().manual_seed(0)
     # root velocities are set in the world frame (PhysX's state); the base-frame ones derive from it
-    for t in (d.joint_pos, d.joint_vel, d.joint_acc, d.applied_torque, d.root_com_vel_w,
-              d.body_lin_vel_w, c.current_air_time, c.last_air_time, c.last_contact_time):
+    for t in (d.joint_pos.torch, d.joint_vel.torch, d.joint_acc.torch, robot.actuators.applied_effort.torch, d.root_com_vel_w.torch,
+              d.body_lin_vel_w.torch, c.current_air_time.torch, c.last_air_time.torch, c.last_contact_time.torch):
         t.copy_(torch.rand(t.shape, generator=g))
-    d.root_pos_w[:] = torch.tensor([1.0, 2.0, 0.31])
-    d.root_quat_w[:] = torch.tensor([math.cos(0.2), math.sin(0.2), 0.0, 0.0])  # rolled 0.4 rad
+    d.root_pos_w.torch[:] = torch.tensor([1.0, 2.0, 0.31])
+    d.root_quat_w.torch[:] = torch.tensor([math.sin(0.2), 0.0, 0.0, math.cos(0.2)])  # rolled 0.4 rad (x y z w)
     foot = [names.index(f) for f in config.FOOT_NAMES]
-    d.body_pos_w[:, foot, 2] = torch.tensor([0.02, 0.05, 0.08, 0.11])
-    hist = c.net_forces_w_history
+    d.body_pos_w.torch[:, foot, 2] = torch.tensor([0.02, 0.05, 0.08, 0.11])
+    hist = c.net_normal_forces_w_history.torch
     hist[:, 0, names.index("FL_foot"), 2] = 30.0       # feet: latest substep only
     hist[:, 2, names.index("FR_foot"), 2] = 30.0       # an older substep: not "in contact now"
     hist[:, 2, names.index("base"), 0] = 5.0           # trunk: any substep of the step counts
     hist[:, 1, names.index("RL_thigh"), 1] = -2.0
     hist[:, 0, names.index("FR_thigh"), 2] = 0.5       # below the 1 N threshold
-    c.current_contact_time[:, foot] = torch.tensor([0.005, 0.5, 0.0, 0.0])
+    c.current_contact_time.torch[:, foot] = torch.tensor([0.005, 0.5, 0.0, 0.0])
     return robot, contact, foot
 
 
@@ -162,15 +190,16 @@ def test_state_adapter_reads_isaac_buffers_into_our_order():
                             step_dt=0.02)
     for ours, isaac in (("joint_pos", "joint_pos"), ("joint_vel", "joint_vel"), ("joint_acc", "joint_acc"),
                         ("torques", "applied_torque"), ("default_joint_pos", "default_joint_pos")):
+        src = robot.actuators.applied_effort if isaac == "applied_torque" else getattr(d, isaac)
         for k, name in enumerate(config.JOINT_NAMES):
-            assert torch.equal(getattr(s, ours)[:, k], getattr(d, isaac)[:, fk.ISAAC_JOINT_ORDER.index(name)])
+            assert torch.equal(getattr(s, ours)[:, k], src.torch[:, fk.ISAAC_JOINT_ORDER.index(name)])
     assert torch.allclose(s.default_joint_pos[0], torch.tensor(config.DEFAULT_JOINT_POS))
-    assert torch.equal(s.base_lin_vel, d.root_lin_vel_b) and torch.equal(s.base_ang_vel, d.root_ang_vel_b)
-    assert not torch.allclose(s.base_lin_vel, d.root_lin_vel_w)        # base frame, not PhysX's world frame
+    assert torch.equal(s.base_lin_vel, d.root_lin_vel_b.torch) and torch.equal(s.base_ang_vel, d.root_ang_vel_b.torch)
+    assert not torch.allclose(s.base_lin_vel, d.root_lin_vel_w.torch)        # base frame, not PhysX's world frame
     assert torch.allclose(s.projected_gravity[0], torch.tensor([0.0, -math.sin(0.4), -math.cos(0.4)]), atol=1e-6)
     assert torch.allclose(s.base_height, torch.full((3,), 0.31))
     assert torch.allclose(s.foot_height[0], torch.tensor([0.02, 0.05, 0.08, 0.11]))
-    assert torch.equal(s.foot_vel, d.body_lin_vel_w[:, foot])
+    assert torch.equal(s.foot_vel, d.body_lin_vel_w.torch[:, foot])
     assert s.foot_contact[0].tolist() == [True, False, False, False]
     assert torch.allclose(s.foot_contact_force[0], torch.tensor([30.0, 0.0, 0.0, 0.0]))
     assert s.trunk_contact.tolist() == [True] * 3
@@ -179,12 +208,12 @@ def test_state_adapter_reads_isaac_buffers_into_our_order():
     for ours, isaac in (("foot_air_time", "current_air_time"), ("foot_last_air_time", "last_air_time"),
                         ("foot_contact_time", "current_contact_time"),
                         ("foot_last_contact_time", "last_contact_time")):
-        assert torch.equal(getattr(s, ours), getattr(c, isaac)[:, foot])
+        assert torch.equal(getattr(s, ours), getattr(c, isaac).torch[:, foot])
     assert torch.equal(s.actions, acts) and torch.equal(s.last_actions, last)
     assert s.episode_step.tolist() == [1, 2, 3] and s.dt == 0.02
     # copies, not views: a later Isaac update must not rewrite a stored transition
     before = s.joint_pos.clone()
-    d.joint_pos += 1.0
+    d.joint_pos.torch.add_(1.0)
     assert torch.equal(s.joint_pos, before)
 
 
@@ -299,8 +328,8 @@ def test_observation_layout_and_action_mapping():
     assert torch.allclose(state.joint_pos, default + config.ACTION_SCALE * actions, atol=1e-6)
     assert torch.allclose(obs[:, SL["joint_pos"]], config.ACTION_SCALE * actions, atol=1e-6)
     assert torch.equal(obs[:, SL["actions"]], actions)
-    assert torch.equal(obs[:, SL["base_lin_vel"]], d.root_lin_vel_b)
-    assert torch.allclose(obs[:, SL["projected_gravity"]], d.projected_gravity_b)
+    assert torch.equal(obs[:, SL["base_lin_vel"]], d.root_lin_vel_b.torch)
+    assert torch.allclose(obs[:, SL["projected_gravity"]], d.projected_gravity_b.torch)
     assert torch.equal(obs[:, SL["velocity_commands"]], env.commands)
     assert torch.equal(obs, build_observation(state, noise=False)) or bool(info["episode_length"].any())
     assert obs.shape == (4, env.obs_dim) and env.action_dim == 12 and env.max_episode_length == 1000
@@ -321,7 +350,7 @@ def test_reset_with_yaw_and_step_checks():
         env.step(torch.zeros(3, 12))
     yaw = torch.tensor([0.5, -2.0, 3.0])
     obs = env.reset(yaw=yaw)
-    assert torch.allclose(fk.yaw_of(fake.scene["robot"].data.root_quat_w), yaw, atol=1e-6)
+    assert torch.allclose(fk.yaw_of(fake.scene["robot"].data.root_quat_w.torch), yaw, atol=1e-6)
     assert torch.allclose(obs[:, SL["projected_gravity"]], torch.tensor([0.0, 0.0, -1.0]).expand(3, 3), atol=1e-6)
     assert fake.sim.forward_calls >= 2
     with pytest.raises(ValueError, match="yaw"):
@@ -396,7 +425,7 @@ def test_flipped_base_terminates_and_nan_envs_are_reset_as_unstable():
     assert all(torch.isfinite(getattr(state, k)).all() for k in ("joint_vel", "joint_pos", "base_lin_vel"))
     assert fake.episode_length_buf[2] == 0
     d = fake.scene["robot"].data
-    d.root_quat_w[0] = torch.tensor([0.0, 1.0, 0.0, 0.0])            # upside down
+    d.root_quat_w.torch[0] = torch.tensor([1.0, 0.0, 0.0, 0.0])            # upside down (x y z w)
     assert task_config.flipped_base(fake).tolist() == [True, False, False]
 
 
@@ -409,7 +438,7 @@ def test_rough_terrain_levels_heights_and_pending_level_changes():
     _, state, *_ = env.step(torch.zeros(8, 12))
     assert torch.allclose(state.base_height, torch.full((8,), 0.3), atol=3e-3)
     d = fake.scene["robot"].data
-    feet = d.body_pos_w[:, fake._foot_ids]
+    feet = d.body_pos_w.torch[:, fake._foot_ids]
     true_height = feet[..., 2] - fake.ground(feet[..., 0], feet[..., 1])
     assert torch.allclose(state.foot_height, true_height, atol=3e-3)
     assert state.terrain_level.tolist() == [2] * 8
@@ -421,7 +450,7 @@ def test_rough_terrain_levels_heights_and_pending_level_changes():
     assert env.terrain_levels.tolist() == [2, 2, 2, 3, 2, 2, 2, config.TERRAIN_LEVELS - 1]
     assert torch.equal(terrain.terrain_levels, env.terrain_levels)
     origin = terrain.terrain_origins[3, terrain.terrain_types[3]]
-    assert torch.allclose(d.root_pos_w[3, :2], origin[:2], atol=0.51)  # respawned on its new row
+    assert torch.allclose(d.root_pos_w.torch[3, :2], origin[:2], atol=0.51)  # respawned on its new row
     with pytest.raises(ValueError, match="levels"):
         env.set_terrain_levels(torch.zeros(3))
 
@@ -452,14 +481,14 @@ def test_startup_events_run_once_when_the_env_is_made_not_at_resets():
 
     env, fake = make(n=4, friction_range=(0.5, 1.2), added_mass_range=(-0.5, 2.0), edit=count_mass_calls)
     robot = fake.scene["robot"]
-    view = robot.root_physx_view
+    view = robot.root_view
     assert calls == [None]                               # once, for every env, while the env is made
     materials = view.get_material_properties()
     static, dynamic, restitution = materials.unbind(-1)
     assert ((static >= 0.5) & (static <= 1.2)).all() and static.unique().numel() > 1
     assert (dynamic <= static).all() and (restitution == 0.0).all()      # make_consistent
-    masses = view.get_masses()
-    added = masses - robot.data.default_mass
+    masses = robot.data.body_mass.torch.clone()
+    added = masses - torch.tensor([[fk._toy_mass(b) for b in robot.body_names]])
     base = robot.body_names.index("base")
     assert ((added[:, base] >= -0.5) & (added[:, base] <= 2.0)).all() and added[:, base].unique().numel() == 4
     assert (torch.cat((added[:, :base], added[:, base + 1:]), dim=1) == 0.0).all()   # the trunk only
@@ -468,12 +497,13 @@ def test_startup_events_run_once_when_the_env_is_made_not_at_resets():
     for _ in range(5):
         env.step(torch.zeros(4, 12))
     assert calls == [None]
-    assert torch.equal(view.get_masses(), masses) and torch.equal(view.get_material_properties(), materials)
+    assert torch.equal(robot.data.body_mass.torch, masses) and torch.equal(view.get_material_properties(), materials)
 
     _, plain = make(n=2)                                 # no DR options: Isaac's fixed friction, no added mass
-    view = plain.scene["robot"].root_physx_view
+    view = plain.scene["robot"].root_view
     assert torch.allclose(view.get_material_properties()[..., :2], torch.tensor([0.8, 0.6]))
-    assert torch.equal(view.get_masses(), plain.scene["robot"].data.default_mass)
+    assert torch.equal(plain.scene["robot"].data.body_mass.torch,
+                       torch.tensor([[fk._toy_mass(b) for b in fk.GO2_BODY_NAMES]] * 2))
     assert plain.event_manager.active_terms["startup"] == ["physics_material"]
 
 
@@ -495,32 +525,32 @@ def test_reset_events_reset_only_the_envs_being_reset():
     d = robot.data
     act = torch.full((3, 12), 0.2)
     env.step(act)
-    robot.write_root_velocity_to_sim(torch.tensor([[1.0, -0.5, 0.2, 0.3, -0.1, 0.4]]).repeat(3, 1))
-    yaw_before = fk.yaw_of(d.root_quat_w)
+    robot.write_root_velocity_to_sim_index(root_velocity=torch.tensor([[1.0, -0.5, 0.2, 0.3, -0.1, 0.4]]).repeat(3, 1))
+    yaw_before = fk.yaw_of(d.root_quat_w.torch)
     fake.base_contact_at = {2: [1]}
     obs, _, terminated, _, _ = env.step(act)             # env 1's trunk touches: Isaac resets it in this step
     assert terminated.tolist() == [False, True, False] and calls == [[0, 1, 2], [1]]
     # env 1: Go2's spawn pose around its origin, at rest, default joints (reset_base, reset_robot_joints)
     origin = fake.scene.env_origins[1]
-    assert (d.root_pos_w[1, :2] - origin[:2]).abs().max() <= 0.5
-    assert torch.isclose(d.root_pos_w[1, 2], origin[2] + fk.GO2_INIT_POS[2])
-    assert abs(float(fk.yaw_of(d.root_quat_w)[1] - yaw_before[1])) > 1e-4
-    assert torch.equal(d.root_com_vel_w[1], torch.zeros(6))
+    assert (d.root_pos_w.torch[1, :2] - origin[:2]).abs().max() <= 0.5
+    assert torch.isclose(d.root_pos_w.torch[1, 2], origin[2] + fk.GO2_INIT_POS[2])
+    assert abs(float(fk.yaw_of(d.root_quat_w.torch)[1] - yaw_before[1])) > 1e-4
+    assert torch.equal(d.root_com_vel_w.torch[1], torch.zeros(6))
     assert torch.equal(obs[1, SL["base_lin_vel"]], torch.zeros(3))
-    assert torch.equal(d.joint_pos[1], d.default_joint_pos[1]) and torch.equal(d.joint_vel[1], torch.zeros(12))
+    assert torch.equal(d.joint_pos.torch[1], d.default_joint_pos.torch[1]) and torch.equal(d.joint_vel.torch[1], torch.zeros(12))
     for e in (0, 2):                                     # untouched by the reset events
-        assert torch.isclose(fk.yaw_of(d.root_quat_w)[e], yaw_before[e])
-        assert d.root_com_vel_w[e].abs().min() > 0.0
-        assert not torch.allclose(d.joint_pos[e], d.default_joint_pos[e])
+        assert torch.isclose(fk.yaw_of(d.root_quat_w.torch)[e], yaw_before[e])
+        assert d.root_com_vel_w.torch[e].abs().min() > 0.0
+        assert not torch.allclose(d.joint_pos.torch[e], d.default_joint_pos.torch[e])
 
 
 def _record_pushes(log: list):
     """An edit that wraps push_robot's func, logging each call's step, env ids and velocity change."""
     def recorded_push(env, env_ids, **params):
         d = env.scene["robot"].data
-        before_w, before_b = d.root_lin_vel_w[env_ids].clone(), d.root_lin_vel_b[env_ids].clone()
+        before_w, before_b = d.root_lin_vel_w.torch[env_ids].clone(), d.root_lin_vel_b.torch[env_ids].clone()
         fk.push_by_setting_velocity(env, env_ids, **params)
-        after_w, after_b = d.root_lin_vel_w[env_ids].clone(), d.root_lin_vel_b[env_ids].clone()
+        after_w, after_b = d.root_lin_vel_w.torch[env_ids].clone(), d.root_lin_vel_b.torch[env_ids].clone()
         log.append(SimpleNamespace(step=env.common_step_counter, env_ids=env_ids.tolist(),
                                    dv_w=after_w - before_w, dv_b=after_b - before_b, after_b=after_b))
 
@@ -661,23 +691,21 @@ def test_vel_err_from_isaac_buffers_equals_ours(panel_run):
 
 
 def test_isaac_error_vel_xy_is_reported_next_to_ours(panel_run):
-    """Isaac's Metrics/base_velocity/error_vel_xy: per-episode sum / (resampling steps); the
-    driver sets one resampling period per episode, so a full episode gives (almost) our mean.
-    A fall stops Isaac's sum; ours keeps charging ||cmd||."""
+    """Isaac Lab 3.0's Metrics/base_velocity/error_vel_xy: the episode mean of its per-step error,
+    finalised at the env's reset, logged as the mean over the envs that reset (info["isaac_log"]).
+    A full episode gives (almost) our mean; a fall stops Isaac's episode, ours keeps charging ||cmd||."""
     _, fake, rec = panel_run
     errs = torch.stack([(c[:, :2] - v[:, :2]).norm(dim=-1) for c, v in fake.log_isaac])   # (T, 4)
     speeds = torch.stack([c[:, :2].norm(dim=-1) for c, _ in fake.log_isaac])
-    isaac_full = rec.infos[-1]["isaac_error_vel_xy"]
-    ours_full = errs.mean(dim=0)
-    bound = 2 * errs.max() / config.EPISODE_STEPS        # Isaac counts the post-reset state, not the last one
-    for e in (0, 2, 3):
-        assert abs(float(isaac_full[e] - ours_full[e])) <= float(bound)
-        assert isaac_full[e] > 0
-    isaac_fallen = rec.infos[FALL_STEP - 1]["isaac_error_vel_xy"][FALL_ENV]
+    bound = 2 * errs.max() / config.EPISODE_STEPS        # Isaac counts the post-step state of its own step order
+    isaac_full = rec.infos[-1]["isaac_log"]["Metrics/base_velocity/error_vel_xy"]       # envs 0, 2, 3 time out
+    ours_full = errs[:, [0, 2, 3]].mean()
+    assert abs(isaac_full - float(ours_full)) <= float(bound) and isaac_full > 0
+    isaac_fallen = rec.infos[FALL_STEP - 1]["isaac_log"]["Metrics/base_velocity/error_vel_xy"]   # env 1 alone
     ours_fallen = (errs[:FALL_STEP, FALL_ENV].sum() + speeds[FALL_STEP:, FALL_ENV].sum()) / config.EPISODE_STEPS
-    assert abs(float(isaac_fallen - errs[:FALL_STEP, FALL_ENV].sum() / config.EPISODE_STEPS)) <= float(bound)
+    assert abs(isaac_fallen - float(errs[:FALL_STEP, FALL_ENV].mean())) <= float(bound) * 10
     assert isaac_fallen < ours_fallen
-    assert "Metrics/base_velocity/error_vel_xy" in rec.infos[-1]["isaac_log"]
+    assert "isaac_error_vel_xy" not in rec.infos[-1]          # 3.0 keeps no per-env value after the reset
 
 
 def test_env_construction_leaves_train_py_rng_streams_alone():
@@ -731,40 +759,10 @@ def test_self_check_cli_prints_one_parsable_line_or_says_what_is_missing(monkeyp
     assert json.loads(line[0][len(self_check.SELF_CHECK_MARK):]) == {"terrain": "rough", "num_envs": 8}
 
     def fail(*a):
-        raise BackendError("isaacsim missing")
+        raise BackendError("isaaclab missing")
 
     monkeypatch.setattr(self_check, "self_check", fail)
-    assert self_check.main([]) == 2 and "isaacsim missing" in capsys.readouterr().err
-
-# --- on a machine with Isaac Lab (a GPU workstation): the real thing ------------------------
+    assert self_check.main([]) == 2 and "isaaclab missing" in capsys.readouterr().err
 
 
-def _real_isaac_unavailable() -> str | None:
-    if boot.missing_packages():
-        return f"Isaac Lab is not installed ({', '.join(boot.missing_packages())} missing)"
-    if not torch.cuda.is_available():
-        return "no CUDA device"
-    if not boot.eula_accepted():
-        return f"{boot.EULA_ENV_VAR} is not set to YES (the EULA is the user's to accept)"
-    return None
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(_real_isaac_unavailable() is not None, reason=str(_real_isaac_unavailable()))
-@pytest.mark.parametrize("terrain", ["flat", "rough"])
-def test_real_isaac_lab_go2_boots_and_stands(terrain):
-    import json
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.isaaclab.self_check", "--terrain", terrain, "--num-envs", "16", "--steps", "100"],
-        capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(self_check.SELF_CHECK_MARK))
-    report = json.loads(line[len(self_check.SELF_CHECK_MARK):])
-    assert sorted(report["isaac_joint_order"]) == sorted(config.JOINT_NAMES)
-    assert report["obs_shape"] == [16, 48] and report["state_finite"]
-    assert report["terminations"] == 0
-    assert 0.2 < report["base_height_mean"] < 0.4 and report["projected_gravity_z_mean"] < -0.95
-    assert min(report["foot_contact_fraction"]) > 0.9
+# The real Isaac Lab 3.0 (kit-less, Newton; CPU here, cuda where there is one): tests/test_isaaclab_real.py

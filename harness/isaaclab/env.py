@@ -14,10 +14,11 @@ from harness import config
 from harness.config import EnvOptions
 from harness.env_api import (BackendError, check_actions, check_command_ranges, check_commands, check_levels,
                              check_options, check_yaw, zero_unstable_rows)
-from harness.isaaclab.boot import isaac_device, start_app
+from harness.isaaclab import boot
+from harness.isaaclab.boot import isaac_device
 from harness.isaaclab.read_state import finite_rows, read_robot_state, resolve_bodies, resolve_joint_map
-from harness.isaaclab.task_config import (COMMAND, CONTACT_SENSOR, HEIGHT_SCANNER, HOOK_TERM, ROBOT, TASK_IDS,
-                                          configure_env_cfg, isaac_terms)
+from harness.isaaclab.task_config import (COMMAND, CONTACT_SENSOR, HEIGHT_SCANNER, HOOK_TERM, ROBOT,
+                                          isaac_terms, make_env_cfg)
 from harness.state import RobotState, build_observation
 
 _OPEN_ENV = None       # Isaac Lab allows one simulation (one env) per process at a time
@@ -28,28 +29,32 @@ class _Transition(NamedTuple):
     terminated: torch.Tensor
     truncated: torch.Tensor
     unstable: int
-    isaac_error_vel_xy: torch.Tensor
 
 
 def _yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
-    """(N, 4) w x y z quaternions of pure yaw rotations."""
+    """(N, 4) x y z w quaternions of pure yaw rotations (Isaac Lab 3.0 is x y z w everywhere)."""
     half = 0.5 * yaw
     z = torch.zeros_like(yaw)
-    return torch.stack((torch.cos(half), z, z, torch.sin(half)), dim=-1)
+    return torch.stack((z, z, torch.sin(half), torch.cos(half)), dim=-1)
 
 
 def build_isaac_env(options: EnvOptions, seed: int, device: torch.device | str, external_commands: bool):
-    """Boot (if needed), build the registry cfg, edit it, and construct the ManagerBasedRLEnv."""
-    start_app(device)
-    import isaaclab_tasks  # noqa: F401  (registers the Isaac-Velocity-* tasks with gymnasium)
+    """Start (imports), build the registry cfg with our edits, launch kit-less, construct the ManagerBasedRLEnv."""
+    boot.start(device)
     from isaaclab.envs import ManagerBasedRLEnv
-    from isaaclab_tasks.utils import load_cfg_from_registry
 
-    env_cfg = load_cfg_from_registry(TASK_IDS[options.terrain], "env_cfg_entry_point")
-    configure_env_cfg(env_cfg, options, seed=seed, device=isaac_device(device),
-                      external_commands=external_commands, terms=isaac_terms())
-    with keep_global_rng():
-        return ManagerBasedRLEnv(cfg=env_cfg)
+    dev = isaac_device(device)
+    env_cfg = make_env_cfg(options, seed=seed, device=dev, external_commands=external_commands, terms=isaac_terms())
+    boot.launch(env_cfg, dev)
+    try:
+        with keep_global_rng():
+            return ManagerBasedRLEnv(cfg=env_cfg)
+    except FileNotFoundError as e:          # go2.usd or the ground plane: NVIDIA's asset host, or ISAACSIM_ASSET_ROOT
+        boot.close_launch()
+        raise BackendError(f"Isaac Lab could not load an asset: {e}\n{boot.ASSET_HINT}") from e
+    except BaseException:
+        boot.close_launch()
+        raise
 
 
 @contextmanager
@@ -73,11 +78,12 @@ def keep_global_rng():
 
 
 class IsaacLabQuadrupedEnv:
-    """harness.env_api.QuadrupedEnv on Isaac Lab (GPU). See that module for the contract.
+    """harness.env_api.QuadrupedEnv on Isaac Lab 3.0 (Newton; cuda, or Warp's CPU device). See that
+    module for the contract.
 
-    Extra over the protocol: info["isaac_error_vel_xy"] (N,) holds Isaac Lab's own
-    Metrics/base_velocity/error_vel_xy of each episode that ended this step (0 elsewhere), and
-    info["isaac_log"] Isaac's extras["log"] means when any env reset this step.
+    Extra over the protocol: info["isaac_log"] holds Isaac's extras["log"] when any env reset this
+    step, e.g. "Metrics/base_velocity/error_vel_xy", Isaac's own episode-mean tracking error of the
+    envs that ended (3.0 finalises it per episode at reset).
     """
 
     obs_dim = config.OBS_DIM
@@ -127,7 +133,7 @@ class IsaacLabQuadrupedEnv:
         self._command = env.command_manager.get_term(COMMAND)
         self._joints = resolve_joint_map(self._robot.joint_names).to(dev)
         self._bodies = resolve_bodies(self._robot, self._contact).to(dev)
-        default = self._joints.to_ours(self._robot.data.default_joint_pos[:1]).cpu()
+        default = self._joints.to_ours(self._robot.data.default_joint_pos.torch[:1]).cpu()
         if not torch.allclose(default, torch.tensor([config.DEFAULT_JOINT_POS]), atol=1e-4):
             raise BackendError(f"Isaac's Go2 default pose {default.tolist()} differs from config.DEFAULT_JOINT_POS")
 
@@ -166,8 +172,8 @@ class IsaacLabQuadrupedEnv:
         self._apply_levels(torch.ones(n, dtype=torch.bool, device=self.device))
         self._env.reset()
         if yaw is not None:
-            pose = torch.cat((self._robot.data.root_pos_w, _yaw_quat(yaw)), dim=-1)
-            self._robot.write_root_pose_to_sim(pose)
+            pose = torch.cat((self._robot.data.root_pos_w.torch, _yaw_quat(yaw)), dim=-1)
+            self._robot.write_root_pose_to_sim_index(root_pose=pose)
             self._env.sim.forward()   # update link kinematics for the new heading
         if self.external_commands:
             self._write_external_commands()
@@ -201,7 +207,6 @@ class IsaacLabQuadrupedEnv:
         info = {
             "unstable": t.unstable,
             "episode_length": torch.where(done, t.state.episode_step, 0),
-            "isaac_error_vel_xy": torch.where(done, t.isaac_error_vel_xy, 0.0),
         }
         if bool(done.any()):
             info["isaac_log"] = {k: _scalar(v) for k, v in self._env.extras.get("log", {}).items()}
@@ -231,6 +236,7 @@ class IsaacLabQuadrupedEnv:
                 self._env.close()
             finally:
                 release_process(self)
+                boot.close_launch()
 
     # --- internals -------------------------------------------------------------------------
 
@@ -243,7 +249,7 @@ class IsaacLabQuadrupedEnv:
             self._robot, self._contact, self._joints, self._bodies,
             commands=self._command.command, actions=self._actions, last_actions=self._last_actions,
             episode_step=episode_step, terrain_level=self._levels, step_dt=self._step_dt,
-            ray_hits_w=None if self._scanner is None else self._scanner.data.ray_hits_w,
+            ray_hits_w=None if self._scanner is None else self._scanner.data.ray_hits_w.torch,
         )
 
     def _read_observed(self, transition: RobotState) -> RobotState:
@@ -251,12 +257,12 @@ class IsaacLabQuadrupedEnv:
         d = self._robot.data
         return replace(
             transition,
-            base_lin_vel=d.root_lin_vel_b.clone(),
-            base_ang_vel=d.root_ang_vel_b.clone(),
-            projected_gravity=d.projected_gravity_b.clone(),
-            joint_pos=self._joints.to_ours(d.joint_pos),
-            default_joint_pos=self._joints.to_ours(d.default_joint_pos),
-            joint_vel=self._joints.to_ours(d.joint_vel),
+            base_lin_vel=d.root_lin_vel_b.torch.clone(),
+            base_ang_vel=d.root_ang_vel_b.torch.clone(),
+            projected_gravity=d.projected_gravity_b.torch.clone(),
+            joint_pos=self._joints.to_ours(d.joint_pos.torch),
+            default_joint_pos=self._joints.to_ours(d.default_joint_pos.torch),
+            joint_vel=self._joints.to_ours(d.joint_vel.torch),
             commands=self._command.command.clone(),
             actions=self._actions.clone(),
         )
@@ -273,10 +279,8 @@ class IsaacLabQuadrupedEnv:
             env.reset_buf[bad] = True                  # Isaac resets them with the rest
         terminated = env.reset_terminated.clone().bool() | bad
         truncated = env.reset_time_outs.clone().bool() & ~terminated
-        metric = self._command.metrics.get("error_vel_xy")
-        metric = torch.zeros(self.num_envs, device=self.device) if metric is None else metric.clone()
         self._apply_levels(env.reset_buf.bool())
-        self._captured = _Transition(state, terminated, truncated, n_bad, metric)
+        self._captured = _Transition(state, terminated, truncated, n_bad)
 
     def _apply_levels(self, env_mask: torch.Tensor) -> None:
         """Move envs about to reset to their pending difficulty row (their spawn origin)."""

@@ -1,7 +1,8 @@
 """Isaac-shaped data -> our RobotState: joints and bodies resolved by name, then read each step.
 
-Pure torch over objects shaped like Isaac Lab 2.3's Articulation, ContactSensor and RayCaster
-(real ones, or the fakes in tests/isaaclab_fakes.py).
+Pure torch over objects shaped like Isaac Lab 3.0's Articulation, ContactSensor and RayCaster
+(real ones, or the fakes in tests/isaaclab_fakes.py). In 3.0 their data properties are ProxyArrays
+over Warp arrays: `.torch` is a zero-copy torch view (quaternions x y z w, unused here).
 """
 
 from __future__ import annotations
@@ -61,9 +62,11 @@ class BodyIndex:
 
 
 def _find(owner, names: tuple[str, ...], what: str) -> torch.Tensor:
-    """Ids of `names` in the order given, via Isaac Lab's find_bodies (names are exact regexes)."""
+    """Ids of `names` in the order given, via Isaac Lab's find_bodies (an Articulation) or
+    find_sensors (a ContactSensor, 3.0's name; find_bodies is deprecated there). Names are exact regexes."""
+    find = getattr(owner, "find_sensors", None) or owner.find_bodies
     try:
-        ids, found = owner.find_bodies(list(names), preserve_order=True)
+        ids, found = find(list(names), preserve_order=True)
     except ValueError as e:
         raise BackendError(f"the {what} lacks bodies {list(names)}: {e}") from e
     if list(found) != list(names):
@@ -97,6 +100,11 @@ def ground_height(points_w: torch.Tensor, ray_hits_w: torch.Tensor | None) -> to
     return torch.where(torch.isfinite(d2.min(dim=-1).values), z, 0.0)
 
 
+def _t(x) -> torch.Tensor:
+    """The torch view of an Isaac Lab 3.0 data property (a ProxyArray)."""
+    return x.torch
+
+
 def read_robot_state(
     robot,
     contact,
@@ -115,42 +123,45 @@ def read_robot_state(
     """Our RobotState from Isaac Lab's ArticulationData / ContactSensorData (all copies).
 
     Velocities are Isaac's root_lin_vel_b / root_ang_vel_b (centre-of-mass velocity in the base
-    frame), the quantities Isaac's own tracking rewards and metrics use. Trunk and thigh contacts
-    are the max over the sensor's history (all physics substeps of the step), as Isaac's
+    frame), the quantities Isaac's own tracking rewards and metrics use. Torques are the actuators'
+    applied (clipped) efforts, `robot.actuators.applied_effort` (3.0's home of the deprecated
+    ArticulationData.applied_torque). Contact forces are the normal forces (3.0's
+    net_normal_forces_w_history; net_forces_w_history is its alias through 3.x). Trunk and thigh
+    contacts are the max over the sensor's history (all physics substeps of the step), as Isaac's
     illegal_contact termination and undesired_contacts reward; foot contact is the latest substep,
     as the sensor's air-time bookkeeping.
     """
     d = robot.data
     c = contact.data
-    base_pos = d.root_pos_w
-    foot_pos = d.body_pos_w[:, bodies.foot_bodies]                            # (N, 4, 3)
+    base_pos = _t(d.root_pos_w)
+    foot_pos = _t(d.body_pos_w)[:, bodies.foot_bodies]                       # (N, 4, 3)
     ground = ground_height(torch.cat((base_pos[:, None], foot_pos), dim=1), ray_hits_w)
-    history = c.net_forces_w_history.norm(dim=-1)                            # (N, T, B)
+    history = _t(c.net_normal_forces_w_history).norm(dim=-1)                 # (N, T, B)
     latest = history[:, 0]
     peak = history.amax(dim=1)
     foot_force = latest[:, bodies.foot_sensor]
     f = bodies.foot_sensor
     return RobotState(
-        base_lin_vel=d.root_lin_vel_b.clone(),
-        base_ang_vel=d.root_ang_vel_b.clone(),
-        projected_gravity=d.projected_gravity_b.clone(),
+        base_lin_vel=_t(d.root_lin_vel_b).clone(),
+        base_ang_vel=_t(d.root_ang_vel_b).clone(),
+        projected_gravity=_t(d.projected_gravity_b).clone(),
         base_height=base_pos[:, 2] - ground[:, 0],
-        joint_pos=joints.to_ours(d.joint_pos),
-        default_joint_pos=joints.to_ours(d.default_joint_pos),
-        joint_vel=joints.to_ours(d.joint_vel),
-        joint_acc=joints.to_ours(d.joint_acc),
-        torques=joints.to_ours(d.applied_torque),
+        joint_pos=joints.to_ours(_t(d.joint_pos)),
+        default_joint_pos=joints.to_ours(_t(d.default_joint_pos)),
+        joint_vel=joints.to_ours(_t(d.joint_vel)),
+        joint_acc=joints.to_ours(_t(d.joint_acc)),
+        torques=joints.to_ours(_t(robot.actuators.applied_effort)),
         actions=actions.clone(),
         last_actions=last_actions.clone(),
         commands=commands.clone(),
         foot_contact=foot_force > threshold,
         foot_contact_force=foot_force,
-        foot_air_time=c.current_air_time[:, f].clone(),
-        foot_last_air_time=c.last_air_time[:, f].clone(),
-        foot_contact_time=c.current_contact_time[:, f].clone(),
-        foot_last_contact_time=c.last_contact_time[:, f].clone(),
-        foot_first_contact=contact.compute_first_contact(step_dt)[:, f].bool(),
-        foot_vel=d.body_lin_vel_w[:, bodies.foot_bodies].clone(),
+        foot_air_time=_t(c.current_air_time)[:, f].clone(),
+        foot_last_air_time=_t(c.last_air_time)[:, f].clone(),
+        foot_contact_time=_t(c.current_contact_time)[:, f].clone(),
+        foot_last_contact_time=_t(c.last_contact_time)[:, f].clone(),
+        foot_first_contact=_t(contact.compute_first_contact(step_dt))[:, f].bool(),
+        foot_vel=_t(d.body_lin_vel_w)[:, bodies.foot_bodies].clone(),
         foot_height=foot_pos[..., 2] - ground[:, 1:],
         undesired_contact=peak[:, bodies.thigh_sensor] > threshold,
         trunk_contact=(peak[:, bodies.base_sensor] > threshold).any(dim=1),
@@ -161,7 +172,7 @@ def read_robot_state(
 
 
 def finite_rows(state: RobotState) -> torch.Tensor:
-    """(N,) bool: envs whose float state is all finite (PhysX blow-ups give NaN/inf)."""
+    """(N,) bool: envs whose float state is all finite (a physics blow-up gives NaN/inf)."""
     ok = torch.ones(state.num_envs, dtype=torch.bool, device=state.base_lin_vel.device)
     for name in ("base_lin_vel", "base_ang_vel", "projected_gravity", "base_height", "joint_pos",
                  "joint_vel", "joint_acc", "torques", "foot_vel", "foot_height"):

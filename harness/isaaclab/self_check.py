@@ -1,11 +1,11 @@
-"""A check to run once on a GPU machine with Isaac Lab installed: boot, build, stand, steps/s.
+"""A check to run once where the Isaac Lab environment is installed: build, stand, steps/s.
 
-    OMNI_KIT_ACCEPT_EULA=YES python -m harness.isaaclab.self_check --terrain rough --num-envs 4096 --steps 200
+    .venv-isaaclab/bin/python -m harness.isaaclab.self_check --num-envs 4096 --steps 200          # a GPU
+    .venv-isaaclab/bin/python -m harness.isaaclab.self_check --device cpu --num-envs 4 --steps 50  # Warp's CPU
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import torch
@@ -13,7 +13,7 @@ import torch
 from harness import config
 from harness.config import EnvOptions
 from harness.env_api import BackendError
-from harness.isaaclab.boot import start_app
+from harness.isaaclab.boot import start
 from harness.isaaclab.env import IsaacLabQuadrupedEnv
 from harness.isaaclab.read_state import finite_rows
 
@@ -22,9 +22,7 @@ SELF_CHECK_MARK = "isaaclab-self-check:"
 
 
 def self_check(terrain: str = "flat", num_envs: int = 16, steps: int = 100, device: str = "cuda:0") -> dict:
-    """Boot, build, reset and step the real task with zero actions; report what it found.
-
-        OMNI_KIT_ACCEPT_EULA=YES python -m harness.isaaclab.self_check --terrain rough --num-envs 4096 --steps 200
+    """Start, build, reset and step the real task with zero actions; report what it found.
 
     Standing still with zero actions, a healthy setup shows base heights near 0.3 m, all four
     feet in contact and no terminations.
@@ -32,7 +30,7 @@ def self_check(terrain: str = "flat", num_envs: int = 16, steps: int = 100, devi
     import time
 
     t0 = time.monotonic()
-    start_app(device)
+    start(device)
     t1 = time.monotonic()
     env = IsaacLabQuadrupedEnv(EnvOptions(num_envs=num_envs, terrain=terrain, obs_noise=False), seed=0, device=device)
     t2 = time.monotonic()
@@ -49,11 +47,11 @@ def self_check(terrain: str = "flat", num_envs: int = 16, steps: int = 100, devi
         t4 = time.monotonic()
         return {
             "terrain": terrain, "num_envs": num_envs, "steps": steps, "device": str(env.device),
-            "boot_s": round(t1 - t0, 1), "build_s": round(t2 - t1, 1),
+            "start_s": round(t1 - t0, 1), "build_s": round(t2 - t1, 1),
             "env_steps_per_s": round(steps * num_envs / max(t4 - t3, 1e-9)),
             "isaac_joint_order": list(env._robot.joint_names),
             "articulation_bodies": list(env._robot.body_names),
-            "contact_sensor_bodies": list(env._contact.body_names),
+            "contact_sensor_bodies": list(env._contact.sensor_names),
             "obs_shape": list(obs.shape),
             "base_height_mean": round(float(state.base_height.mean()), 4),
             "foot_contact_fraction": [round(float(x), 3) for x in state.foot_contact.float().mean(dim=0)],
@@ -74,7 +72,7 @@ def main(argv=None) -> int:
     import argparse
     import json
 
-    p = argparse.ArgumentParser(description="Boot Isaac Sim and check the harness's Isaac Lab backend.")
+    p = argparse.ArgumentParser(description="Build Isaac Lab's Go2 task and check the harness's Isaac Lab backend.")
     p.add_argument("--terrain", default="flat", choices=config.TERRAINS)
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--steps", type=int, default=100)
@@ -90,7 +88,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip Kit's teardown (its fast shutdown would exit 0 whatever happened)
+    raise SystemExit(main())

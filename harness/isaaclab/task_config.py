@@ -1,8 +1,9 @@
-"""The edit of Isaac Lab's registry Go2 velocity cfg into the harness's task.
+"""The edit of Isaac Lab 3.0's registry Go2 velocity cfg into the harness's task.
 
 Rewards removed (train.py computes them on our RobotState; one hook term remains), our terrain
-mixture, domain randomisation and commands from train.py's options, observation noise off (we
-build the observation), our termination set.
+mixture, domain randomisation, resets and commands from train.py's options, observation noise off
+(we build the observation), our termination set. The robot (Isaac Lab's UNITREE_GO2_CFG: its DC
+motors, Newton actuators) and the physics (newton_mjwarp) stay Isaac Lab's.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from harness import config
 from harness.config import EnvOptions
 from harness.env_api import BackendError
 
+# Isaac Lab 3.0's ids (isaaclab_tasks/core/velocity/config/go2/__init__.py); no -v0, no aliases
 TASK_IDS = {
-    "flat": "Isaac-Velocity-Flat-Unitree-Go2-v0",
-    "rough": "Isaac-Velocity-Rough-Unitree-Go2-v0",
+    "flat": "Isaac-Velocity-Flat-UnitreeGo2",
+    "rough": "Isaac-Velocity-Rough-UnitreeGo2",
 }
-# The DR-style mixture without boxes and stairs (mesh boxes/stairs deadlocked PhysX before).
+# The DR-style mixture without boxes and stairs, as the MuJoCo backend's.
 ROUGH_SUB_TERRAINS = ("random_rough", "hf_pyramid_slope", "hf_pyramid_slope_inv")
 
 ROBOT = "robot"                  # scene entity names used by the Go2 velocity cfg
@@ -42,7 +44,7 @@ class IsaacTerms(NamedTuple):
 
 
 def isaac_terms() -> IsaacTerms:
-    """The real Isaac Lab terms (imports isaaclab: only after start_app())."""
+    """The real Isaac Lab terms (imports isaaclab)."""
     from isaaclab.envs import mdp
     from isaaclab.managers import EventTermCfg, RewardTermCfg, TerminationTermCfg
 
@@ -60,11 +62,21 @@ def transition_hook(env) -> torch.Tensor:
 
 def flipped_base(env) -> torch.Tensor:
     """Termination: base tilted past 90 degrees (projected gravity z above the harness limit)."""
-    return env.scene[ROBOT].data.projected_gravity_b[:, 2] > config.FLIP_GRAVITY_Z
+    return env.scene[ROBOT].data.projected_gravity_b.torch[:, 2] > config.FLIP_GRAVITY_Z
 
 
 def _term_names(group) -> list[str]:
     return [k for k in vars(group) if not k.startswith("_")]
+
+
+def make_env_cfg(options: EnvOptions, *, seed: int, device: str, external_commands: bool, terms: IsaacTerms):
+    """The registry's Go2 cfg for options.terrain (parse_env_cfg, 3.0's signature), edited by configure_env_cfg."""
+    import isaaclab_tasks  # noqa: F401  (registers the Isaac-Velocity-* tasks with gymnasium)
+    from isaaclab_tasks.utils import parse_env_cfg
+
+    env_cfg = parse_env_cfg(TASK_IDS[options.terrain], device=device, num_envs=options.num_envs)
+    return configure_env_cfg(env_cfg, options, seed=seed, device=device, external_commands=external_commands,
+                             terms=terms)
 
 
 def configure_env_cfg(env_cfg, options: EnvOptions, *, seed: int, device: str, external_commands: bool,
@@ -99,7 +111,7 @@ def _check_fixed_sim(env_cfg) -> None:
         raise BackendError(
             "this Isaac Lab's Go2 velocity task differs from the harness's fixed simulation "
             + ", ".join(f"{k}={a} (harness {b})" for k, (a, b) in wrong.items())
-            + "; use Isaac Lab 2.3.x"
+            + "; use Isaac Lab 3.0.x"
         )
 
 
@@ -112,10 +124,10 @@ def _configure_terrain(env_cfg, options: EnvOptions, seed: int) -> None:
         return
     gen = terrain.terrain_generator
     if gen is None or terrain.terrain_type != "generator":
-        raise BackendError("the Isaac Lab rough Go2 cfg has no terrain generator; use Isaac Lab 2.3.x")
+        raise BackendError("the Isaac Lab rough Go2 cfg has no terrain generator; use Isaac Lab 3.0.x")
     missing = [k for k in ROUGH_SUB_TERRAINS if k not in gen.sub_terrains]
     if missing:
-        raise BackendError(f"Isaac Lab's rough terrain lacks sub-terrains {missing}; use Isaac Lab 2.3.x")
+        raise BackendError(f"Isaac Lab's rough terrain lacks sub-terrains {missing}; use Isaac Lab 3.0.x")
     gen.sub_terrains = {k: gen.sub_terrains[k] for k in ROUGH_SUB_TERRAINS}   # no boxes, no stairs
     gen.num_rows = config.TERRAIN_LEVELS
     gen.curriculum = True          # rows are difficulty levels, as on the MuJoCo backend
@@ -153,7 +165,19 @@ def _configure_commands(env_cfg, options: EnvOptions, external: bool) -> None:
 
 
 def _configure_events(env_cfg, options: EnvOptions, terms: IsaacTerms) -> None:
+    """Isaac Lab 3.0's Go2 events, brought to the harness's (the MuJoCo backend's) resets and DR.
+
+    3.0 widened the task's randomisation: reset velocities of +-0.5, joints scaled by 0.5-1.5,
+    a random base centre of mass, a log-uniform x0.8-1.25 base mass and pushes every 10-15 s, all
+    on. Here a reset is the MuJoCo backend's (spawn +-0.5 m around the origin, any heading, at
+    rest, the default pose); mass, friction and pushes come only from train.py's options.
+    """
     ev = env_cfg.events
+    ev.reset_base.params["velocity_range"] = {k: (0.0, 0.0) for k in ("x", "y", "z", "roll", "pitch", "yaw")}
+    ev.reset_robot_joints.params["position_range"] = (1.0, 1.0)
+    ev.reset_robot_joints.params["velocity_range"] = (0.0, 0.0)
+    ev.base_com = None
+    ev.base_external_force_torque = None
     if options.friction_range is not None:
         lo, hi = options.friction_range
         ev.physics_material.params["static_friction_range"] = (lo, hi)
@@ -164,6 +188,8 @@ def _configure_events(env_cfg, options: EnvOptions, terms: IsaacTerms) -> None:
         ev.add_base_mass = None
     else:
         ev.add_base_mass.params["mass_distribution_params"] = tuple(options.added_mass_range)
+        ev.add_base_mass.params["operation"] = "add"           # kg on the trunk, as the MuJoCo backend
+        ev.add_base_mass.params["distribution"] = "uniform"
     if options.push_interval_seconds is None:
         ev.push_robot = None
     else:
@@ -189,6 +215,6 @@ def _configure_terminations(env_cfg, terms: IsaacTerms) -> None:
         if name not in keep:
             setattr(t, name, None)
     if getattr(t, "base_contact", None) is None or getattr(t, "time_out", None) is None:
-        raise BackendError("the Isaac Lab Go2 cfg lacks its time_out/base_contact terminations; use Isaac Lab 2.3.x")
+        raise BackendError("the Isaac Lab Go2 cfg lacks its time_out/base_contact terminations; use Isaac Lab 3.0.x")
     t.base_contact.params["threshold"] = config.CONTACT_FORCE_THRESHOLD
     setattr(t, FLIP_TERM, terms.TerminationTermCfg(func=flipped_base, params={}))
