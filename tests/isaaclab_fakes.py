@@ -56,6 +56,11 @@ def resolve_matching_names(keys, names, preserve_order: bool = False) -> tuple[l
     return ids, [names[i] for i in ids]
 
 
+def _proxied(attr: str) -> property:
+    """A read-only data property handing out the stored tensor as 3.0 does, wrapped in a ProxyArray."""
+    return property(lambda self: ProxyArray(getattr(self, attr)))
+
+
 class ProxyArray:
     """utils/warp/proxy_array.py: what 3.0's data properties return. `.torch` is a zero-copy torch
     view of the underlying (Warp) array, so in-place writes through it reach the data; `.warp` is
@@ -247,22 +252,22 @@ class FakeArticulationData:
         self._body_lin_vel_w = z(n, b, 3)
         self._gravity_vec_w = torch.tensor([[0.0, 0.0, -1.0]] * n, device=device)
 
-    default_joint_pos = property(lambda self: ProxyArray(self._default_joint_pos))
-    default_joint_vel = property(lambda self: ProxyArray(self._default_joint_vel))
-    default_root_pose = property(lambda self: ProxyArray(self._default_root_pose))
-    default_root_vel = property(lambda self: ProxyArray(self._default_root_vel))
-    body_mass = property(lambda self: ProxyArray(self._body_mass))
-    joint_pos = property(lambda self: ProxyArray(self._joint_pos))
-    joint_vel = property(lambda self: ProxyArray(self._joint_vel))
-    joint_acc = property(lambda self: ProxyArray(self._joint_acc))
-    root_pos_w = property(lambda self: ProxyArray(self._root_pos_w))
-    root_quat_w = property(lambda self: ProxyArray(self._root_quat_w))
-    root_com_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w))
+    default_joint_pos = _proxied("_default_joint_pos")
+    default_joint_vel = _proxied("_default_joint_vel")
+    default_root_pose = _proxied("_default_root_pose")
+    default_root_vel = _proxied("_default_root_vel")
+    body_mass = _proxied("_body_mass")
+    joint_pos = _proxied("_joint_pos")
+    joint_vel = _proxied("_joint_vel")
+    joint_acc = _proxied("_joint_acc")
+    root_pos_w = _proxied("_root_pos_w")
+    root_quat_w = _proxied("_root_quat_w")
+    root_com_vel_w = _proxied("_root_com_vel_w")
     root_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w))
     root_lin_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w[:, :3]))
     root_ang_vel_w = property(lambda self: ProxyArray(self._root_com_vel_w[:, 3:]))
-    body_pos_w = property(lambda self: ProxyArray(self._body_pos_w))
-    body_lin_vel_w = property(lambda self: ProxyArray(self._body_lin_vel_w))
+    body_pos_w = _proxied("_body_pos_w")
+    body_lin_vel_w = _proxied("_body_lin_vel_w")
 
     @property
     def root_lin_vel_b(self) -> ProxyArray:
